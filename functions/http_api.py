@@ -1,0 +1,195 @@
+"""The HTTP surface: a FastAPI app served by Azure Functions through func.AsgiFunctionApp.
+
+Thin by design: parse and validate, call shared.submission.JobService, map the answer.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, FastAPI, Header, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from functions.http_errors import PROBLEM_JSON, install_error_handlers, problem
+from functions.http_limits import BodySizeLimit
+from shared.jobs import Job, JobRequest, require_job_id
+from shared.services import ServicesProvider
+
+API_PREFIX = "/api"
+STATUS_POLL_SECONDS = 2
+ANONYMOUS = "anonymous"
+
+_PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "RFC 9457 problem document"}
+
+
+class JobLinks(BaseModel):
+    self: str
+    result: str | None = None
+
+
+class JobError(BaseModel):
+    code: str
+    message: str | None = None
+
+
+class JobDocument(BaseModel):
+    """What GET /api/jobs/{id} returns (and what POST returns on 202/200)."""
+
+    id: str
+    type: str
+    status: str
+    attempt: int
+    created_at: str
+    updated_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    result: Any = None
+    error: JobError | None = None
+    dead_letter_reason: str | None = None
+    links: JobLinks
+
+
+def caller(request: Request) -> str:
+    """Who is asking. Every caller is anonymous until authentication is configured."""
+    return ANONYMOUS
+
+
+def known_job_id(job_id: str) -> str:
+    """Refuse malformed ids before any I/O, so they get a 404 even when Storage is down."""
+    require_job_id(job_id)
+    return job_id
+
+
+JobId = Annotated[str, Depends(known_job_id)]
+
+
+def create_api(provider: ServicesProvider, *, max_request_bytes: int) -> FastAPI:
+    app = FastAPI(
+        title="Conveyor",
+        version="0.1.0",
+        summary="Serverless jobs on Azure: submit, track, cancel.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=max_request_bytes)
+    install_error_handlers(app)
+
+    def document(request: Request, job: Job) -> JobDocument:
+        self_url = str(request.url_for("get_job", job_id=job.id))
+        error = None
+        if job.error_code or job.error_message:
+            error = JobError(code=job.error_code or "error", message=job.error_message)
+        return JobDocument(
+            id=job.id,
+            type=job.type.value,
+            status=job.status.value,
+            attempt=job.attempt,
+            created_at=job.created_at.isoformat(),
+            updated_at=job.updated_at.isoformat(),
+            started_at=job.started_at.isoformat() if job.started_at else None,
+            finished_at=job.finished_at.isoformat() if job.finished_at else None,
+            result=job.result,
+            error=error,
+            dead_letter_reason=job.dead_letter_reason,
+            links=JobLinks(
+                self=self_url,
+                result=str(request.url_for("get_job_result", job_id=job.id))
+                if job.result_ref
+                else None,
+            ),
+        )
+
+    def job_response(request: Request, job: Job, status_code: int) -> JSONResponse:
+        doc = document(request, job)
+        headers = {"Location": doc.links.self}
+        if not job.status.is_terminal:
+            headers["Retry-After"] = str(STATUS_POLL_SECONDS)
+        return JSONResponse(doc.model_dump(mode="json"), status_code=status_code, headers=headers)
+
+    @app.post(
+        f"{API_PREFIX}/jobs",
+        status_code=202,
+        response_model=JobDocument,
+        responses={
+            200: {"model": JobDocument, "description": "Idempotent replay: the earlier job"},
+            400: _PROBLEM,
+            409: _PROBLEM,
+            413: _PROBLEM,
+            422: _PROBLEM,
+            503: _PROBLEM,
+        },
+        summary="Submit a job",
+    )
+    async def submit_job(
+        request: Request,
+        job: Annotated[JobRequest, Body()],
+        owner: Annotated[str, Depends(caller)],
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    ) -> Response:
+        services = await provider.get()
+        submitted = await services.jobs.submit(job, owner=owner, idempotency_key=idempotency_key)
+        return job_response(request, submitted.job, 202 if submitted.created else 200)
+
+    @app.get(
+        f"{API_PREFIX}/jobs/{{job_id}}",
+        response_model=JobDocument,
+        responses={404: _PROBLEM, 503: _PROBLEM},
+        summary="Get a job's status",
+    )
+    async def get_job(request: Request, job_id: JobId) -> Response:
+        services = await provider.get()
+        return job_response(request, await services.jobs.get(job_id), 200)
+
+    @app.get(
+        f"{API_PREFIX}/jobs/{{job_id}}/result",
+        responses={404: _PROBLEM, 409: _PROBLEM, 503: _PROBLEM},
+        summary="Get a finished job's result (also when it is too large to inline)",
+    )
+    async def get_job_result(request: Request, job_id: JobId) -> Response:
+        services = await provider.get()
+        job = await services.jobs.get(job_id)
+        if job.result is None and job.result_ref is None:
+            return problem(
+                409,
+                "No result yet",
+                f"job {job.id} is {job.status.value} and has no result",
+                code="no_result",
+                instance=request.url.path,
+            )
+        return JSONResponse({"id": job.id, "result": await services.store.load_result(job)})
+
+    @app.delete(
+        f"{API_PREFIX}/jobs/{{job_id}}",
+        response_model=JobDocument,
+        responses={404: _PROBLEM, 409: _PROBLEM, 503: _PROBLEM},
+        summary="Cancel a job that has not finished",
+    )
+    async def cancel_job(request: Request, job_id: JobId) -> Response:
+        services = await provider.get()
+        return job_response(request, await services.jobs.cancel(job_id), 200)
+
+    @app.get(f"{API_PREFIX}/health", summary="Health of the API and its dependencies")
+    async def health() -> Response:
+        try:
+            current = await provider.get()
+        except Exception as exc:
+            return JSONResponse(
+                {
+                    "status": "unhealthy",
+                    "dependencies": {"startup": {"healthy": False, "detail": str(exc)}},
+                },
+                status_code=503,
+            )
+        report = await current.health.check()
+        body = {
+            "status": "healthy" if report.healthy else "unhealthy",
+            "dependencies": {
+                d.name: {"healthy": d.healthy, "detail": d.detail, "latency_ms": d.latency_ms}
+                for d in report.dependencies
+            },
+        }
+        return JSONResponse(body, status_code=200 if report.healthy else 503)
+
+    return app

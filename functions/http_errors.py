@@ -1,0 +1,181 @@
+"""Maps Conveyor errors to RFC 9457 problem documents, once, at the HTTP edge."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.errors import (
+    Conflict,
+    ConveyorError,
+    FieldProblem,
+    MalformedRequest,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    ValidationFailed,
+)
+from shared.jobs import JobType
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://conveyor.dev/problems/"
+
+_STATUS_BY_ERROR: list[tuple[type[ConveyorError], int, str]] = [
+    (ValidationFailed, 422, "Request is not valid"),
+    (MalformedRequest, 400, "Request could not be read"),
+    (PayloadTooLarge, 413, "Request body is too large"),
+    (NotFound, 404, "Not found"),
+    (Conflict, 409, "Conflict"),
+    (ServiceUnavailable, 503, "A dependency is unavailable"),
+]
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    code: str,
+    instance: str | None = None,
+    errors: list[FieldProblem] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if instance:
+        body["instance"] = instance
+    if errors:
+        body["errors"] = [{"field": e.field, "message": e.message} for e in errors]
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def conveyor_error_response(request: Request, exc: ConveyorError) -> JSONResponse:
+    status, title = 500, "Internal error"
+    for error_type, error_status, error_title in _STATUS_BY_ERROR:
+        if isinstance(exc, error_type):
+            status, title = error_status, error_title
+            break
+    headers = None
+    if isinstance(exc, ServiceUnavailable):
+        headers = {"Retry-After": str(exc.retry_after)}
+    elif isinstance(exc, Conflict) and exc.code == "idempotency_in_progress":
+        headers = {"Retry-After": "1"}
+    if status >= 500:
+        log.warning("%s %s -> %d: %s", request.method, request.url.path, status, exc.message)
+    problems = exc.problems if isinstance(exc, ValidationFailed) else None
+    return problem(
+        status,
+        title,
+        exc.message,
+        code=exc.code,
+        instance=request.url.path,
+        errors=problems,
+        headers=headers,
+    )
+
+
+def validation_error_response(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = list(exc.errors())
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            return problem(
+                400,
+                "Request could not be read",
+                f"request body is not valid JSON: {error.get('ctx', {}).get('error', 'bad JSON')}",
+                code="malformed_request",
+                instance=request.url.path,
+            )
+    content_type = request.headers.get("content-type", "")
+    if request.method in ("POST", "PUT", "PATCH") and "json" not in content_type.lower():
+        return problem(
+            415,
+            "Unsupported media type",
+            f"send the body as JSON with 'Content-Type: application/json' "
+            f"(got {content_type or 'no Content-Type'})",
+            code="unsupported_media_type",
+            instance=request.url.path,
+        )
+    problems = [_field_problem(error) for error in errors]
+    summary = "; ".join(f"{p.field}: {p.message}" for p in problems)
+    return problem(
+        422,
+        "Request is not valid",
+        summary,
+        code="validation_failed",
+        instance=request.url.path,
+        errors=problems,
+    )
+
+
+def _field_problem(error: Any) -> FieldProblem:
+    loc = [str(part) for part in error.get("loc", ()) if part not in ("body",)]
+    kind = error.get("type", "")
+    # The discriminated union puts the member's tag into the location; drop it.
+    if len(loc) >= 2 and loc[0] in JobType.names() and kind != "union_tag_invalid":
+        loc = loc[1:]
+    field = ".".join(loc) or "body"
+    if kind == "union_tag_invalid":
+        given = error.get("ctx", {}).get("tag")
+        return FieldProblem("type", f"unknown job type {given!r}; valid types: " + _types())
+    if kind == "union_tag_not_found":
+        return FieldProblem("type", "is required; valid types: " + _types())
+    if kind == "missing" and field == "body":
+        return FieldProblem("body", "a JSON object {type, input} is required")
+    if kind == "extra_forbidden":
+        return FieldProblem(field, "is not a known field")
+    return FieldProblem(field, error.get("msg", "is invalid"))
+
+
+def _types() -> str:
+    return ", ".join(JobType.names())
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_conveyor_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ConveyorError)
+        return conveyor_error_response(request, exc)
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return validation_error_response(request, exc)
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        detail = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if exc.status_code == 404:
+            detail = f"no route {request.method} {request.url.path}; see /api/docs"
+        return problem(
+            exc.status_code,
+            detail,
+            detail,
+            code=f"http_{exc.status_code}",
+            instance=request.url.path,
+            headers=getattr(exc, "headers", None),
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(
+            500,
+            "Internal error",
+            "an unexpected error occurred; it has been logged",
+            code="internal_error",
+            instance=request.url.path,
+        )
+
+    app.add_exception_handler(ConveyorError, on_conveyor_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

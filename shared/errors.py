@@ -1,0 +1,93 @@
+"""Conveyor's error hierarchy. The core raises these; each edge (HTTP, queue) maps them once.
+
+`code` is a stable, machine-readable name that callers and dashboards can match on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ConveyorError(Exception):
+    code = "error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class ConfigError(ConveyorError):
+    """A setting is missing or invalid; raised at start-up, naming the setting."""
+
+    code = "config_error"
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    field: str  # dotted path in the request body, e.g. "input.texts.3"
+    message: str
+
+
+class ValidationFailed(ConveyorError):
+    code = "validation_failed"
+
+    def __init__(self, message: str, problems: list[FieldProblem] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+
+
+class MalformedRequest(ConveyorError):
+    """The request could not be read at all (not JSON, wrong content type)."""
+
+    code = "malformed_request"
+
+
+class PayloadTooLarge(ConveyorError):
+    code = "payload_too_large"
+
+
+class NotFound(ConveyorError):
+    code = "not_found"
+
+
+class Conflict(ConveyorError):
+    code = "conflict"
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+
+    def __init__(self, current: str, target: str) -> None:
+        super().__init__(f"a job that is {current} cannot become {target}")
+        self.current = current
+        self.target = target
+
+
+class ServiceUnavailable(ConveyorError):
+    """A dependency (Storage, Service Bus) cannot be reached; the caller may retry."""
+
+    code = "service_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 5, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class TransientError(ConveyorError):
+    """A failure worth retrying later (timeout, 429, 5xx, connection)."""
+
+    code = "transient"
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class PermanentError(ConveyorError):
+    """A failure that will not go away by retrying (bad input, 4xx, unknown type)."""
+
+    code = "permanent"

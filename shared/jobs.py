@@ -1,0 +1,231 @@
+"""The job vocabulary: types, statuses, allowed transitions, inputs and the stored record.
+
+Everything that says what a job *is* lives here; storage, queues and HTTP only move it around.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from shared.errors import InvalidTransition, NotFound
+
+MAX_SUMMARIZE_TEXT_BYTES = 100 * 1024
+MAX_EMBED_TEXTS = 256
+MAX_EMBED_TEXT_CHARS = 8_000
+MAX_SYNC_RECORD_BYTES = 64 * 1024
+
+
+class JobType(StrEnum):
+    SUMMARIZE = "summarize"  # text -> short extractive or model summary
+    EMBED = "embed"  # texts -> vectors
+    SYNC = "sync"  # record -> downstream ERP/CRM-style API
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [member.value for member in cls]
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"  # row written, message sent (or being sent)
+    RUNNING = "running"  # a worker holds the message and runs the handler
+    RETRYING = "retrying"  # a transient failure; a delayed copy of the message is scheduled
+    SUCCEEDED = "succeeded"  # result stored
+    FAILED = "failed"  # could not be enqueued, or failed for good without a dead letter
+    DEAD_LETTERED = "dead_lettered"  # the message sits in the dead-letter queue
+    CANCELLED = "cancelled"  # a caller cancelled it before it finished
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.DEAD_LETTERED, JobStatus.CANCELLED}
+)
+
+# The one place that says which status may follow which. A replay from the dead-letter queue
+# moves a dead-lettered job back to queued; nothing else leaves a terminal status.
+ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.QUEUED: frozenset(
+        {
+            JobStatus.RUNNING,
+            JobStatus.RETRYING,
+            JobStatus.FAILED,
+            JobStatus.DEAD_LETTERED,
+            JobStatus.CANCELLED,
+        }
+    ),
+    JobStatus.RUNNING: frozenset(
+        {
+            JobStatus.RUNNING,  # redelivery after a crash or lost lock
+            JobStatus.SUCCEEDED,
+            JobStatus.RETRYING,
+            JobStatus.FAILED,
+            JobStatus.DEAD_LETTERED,
+            JobStatus.CANCELLED,
+        }
+    ),
+    JobStatus.RETRYING: frozenset(
+        {
+            JobStatus.RUNNING,
+            JobStatus.FAILED,
+            JobStatus.DEAD_LETTERED,
+            JobStatus.CANCELLED,
+        }
+    ),
+    JobStatus.SUCCEEDED: frozenset(),
+    JobStatus.FAILED: frozenset(),
+    JobStatus.DEAD_LETTERED: frozenset({JobStatus.QUEUED}),
+    JobStatus.CANCELLED: frozenset(),
+}
+
+
+def check_transition(current: JobStatus, target: JobStatus) -> None:
+    """Raise InvalidTransition unless `target` may follow `current`."""
+    if target not in ALLOWED_TRANSITIONS[current]:
+        raise InvalidTransition(current.value, target.value)
+
+
+# ---- inputs -------------------------------------------------------------------------------
+
+NonEmptyText = Annotated[str, StringConstraints(min_length=1)]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class SummarizeInput(_Input):
+    text: NonEmptyText = Field(description="Text to summarize, at most 100 KB (UTF-8).")
+    max_sentences: int = Field(default=3, ge=1, le=20, description="Sentences in the summary.")
+
+    @field_validator("text")
+    @classmethod
+    def _within_size_limit(cls, text: str) -> str:
+        size = len(text.encode("utf-8"))
+        if size > MAX_SUMMARIZE_TEXT_BYTES:
+            raise ValueError(
+                f"text is {size} bytes; the limit is {MAX_SUMMARIZE_TEXT_BYTES} (UTF-8)"
+            )
+        return text
+
+
+class EmbedInput(_Input):
+    texts: list[
+        Annotated[str, StringConstraints(min_length=1, max_length=MAX_EMBED_TEXT_CHARS)]
+    ] = Field(
+        min_length=1,
+        max_length=MAX_EMBED_TEXTS,
+        description=f"1 to {MAX_EMBED_TEXTS} texts, each 1 to {MAX_EMBED_TEXT_CHARS} chars.",
+    )
+
+
+class SyncInput(_Input):
+    target: NonEmptyText = Field(description="Name of a configured downstream target.")
+    record: dict[str, Any] = Field(description="The record to upsert downstream (JSON object).")
+    operation: Literal["upsert", "delete"] = "upsert"
+
+    @field_validator("record")
+    @classmethod
+    def _within_size_limit(cls, record: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(record).encode("utf-8"))
+        if size > MAX_SYNC_RECORD_BYTES:
+            raise ValueError(f"record is {size} bytes; the limit is {MAX_SYNC_RECORD_BYTES}")
+        return record
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SummarizeRequest(_Request):
+    type: Literal[JobType.SUMMARIZE]
+    input: SummarizeInput
+
+
+class EmbedRequest(_Request):
+    type: Literal[JobType.EMBED]
+    input: EmbedInput
+
+
+class SyncRequest(_Request):
+    type: Literal[JobType.SYNC]
+    input: SyncInput
+
+
+JobRequest = Annotated[SummarizeRequest | EmbedRequest | SyncRequest, Field(discriminator="type")]
+JobInput = SummarizeInput | EmbedInput | SyncInput
+
+
+def request_fingerprint(job_type: JobType, input_data: dict[str, Any]) -> str:
+    """A stable hash of what was asked, to tell a repeated submit from a different one."""
+    canonical = json.dumps(
+        {"type": job_type.value, "input": input_data}, sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+# ---- the stored record --------------------------------------------------------------------
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
+def is_job_id(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value.lower()
+    except ValueError:
+        return False
+
+
+def require_job_id(value: str) -> None:
+    if not is_job_id(value):
+        raise NotFound(
+            f"no job with id {value!r}: job ids are UUIDs, as returned by POST /api/jobs"
+        )
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job's status row, as the API shows it and the workers update it."""
+
+    id: str
+    type: JobType
+    status: JobStatus
+    owner: str
+    created_at: datetime
+    updated_at: datetime
+    input: dict[str, Any] | None = None  # None when the input lives in blob storage
+    input_ref: str | None = None
+    attempt: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    result: Any = None
+    result_ref: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    dead_letter_reason: str | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    etag: str | None = field(default=None, compare=False)
+
+    def moved_to(self, status: JobStatus, **changes: Any) -> Job:
+        """A copy in `status`, after checking the transition is allowed."""
+        check_transition(self.status, status)
+        now = utcnow()
+        if status.is_terminal and "finished_at" not in changes:
+            changes["finished_at"] = now
+        return replace(self, status=status, updated_at=now, **changes)

@@ -1,0 +1,56 @@
+"""Claim-check storage: inputs and results too large for a table row live in Blob storage."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob.aio import ContainerClient
+
+from shared.errors import NotFound, ServiceUnavailable
+
+# A Table string property holds 64 KiB of UTF-16, i.e. 32K characters; keep a margin.
+MAX_INLINE_CHARS = 30_000
+
+
+class PayloadStore:
+    def __init__(self, container: ContainerClient) -> None:
+        self._container = container
+
+    async def ensure_container(self) -> None:
+        with contextlib.suppress(ResourceExistsError):
+            await self._container.create_container()
+
+    async def put_json(self, name: str, value: Any) -> str:
+        """Store `value` as JSON under `name`; returns the reference to keep on the row."""
+        data = json.dumps(value, separators=(",", ":")).encode("utf-8")
+        try:
+            await self._container.upload_blob(
+                name, data, overwrite=True, content_type="application/json"
+            )
+        except AzureError as exc:
+            raise ServiceUnavailable(f"blob storage write failed: {exc}") from exc
+        return f"{self._container.container_name}/{name}"
+
+    async def get_json(self, ref: str) -> Any:
+        container, _, name = ref.partition("/")
+        if container != self._container.container_name or not name:
+            raise NotFound(f"payload reference {ref!r} is not in this store")
+        try:
+            downloader = await self._container.download_blob(name)
+            return json.loads(await downloader.readall())
+        except ResourceNotFoundError as exc:
+            raise NotFound(f"payload {ref!r} does not exist") from exc
+        except AzureError as exc:
+            raise ServiceUnavailable(f"blob storage read failed: {exc}") from exc
+
+    async def delete(self, ref: str) -> None:
+        _, _, name = ref.partition("/")
+        try:
+            await self._container.delete_blob(name)
+        except ResourceNotFoundError:
+            pass
+        except AzureError as exc:
+            raise ServiceUnavailable(f"blob storage delete failed: {exc}") from exc

@@ -1,0 +1,146 @@
+"""JobQueue: publishes job messages to one Service Bus queue per job type.
+
+message_id = job id, so the queue's duplicate detection also guards against a resend of the
+same submit. Senders are opened once per queue and reused for the life of the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from azure.servicebus import ServiceBusMessage
+from azure.servicebus.aio import ServiceBusClient, ServiceBusSender
+from azure.servicebus.exceptions import ServiceBusError
+
+from shared.errors import PermanentError, ServiceUnavailable
+from shared.jobs import JobType, utcnow
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = "application/json"
+
+
+@dataclass(frozen=True)
+class JobMessage:
+    """What travels on the queue: enough to run the job even if the row is slow to read."""
+
+    job_id: str
+    job_type: JobType
+    attempt: int = 1
+    input: dict[str, Any] | None = None
+    input_ref: str | None = None
+    submitted_at: datetime = field(default_factory=utcnow)
+    traceparent: str | None = None
+
+    def to_service_bus(self) -> ServiceBusMessage:
+        body: dict[str, Any] = {
+            "job_id": self.job_id,
+            "type": self.job_type.value,
+            "attempt": self.attempt,
+            "submitted_at": self.submitted_at.isoformat(),
+        }
+        if self.input_ref is not None:
+            body["input_ref"] = self.input_ref
+        else:
+            body["input"] = self.input
+        properties: dict[str | bytes, Any] = {
+            "job_type": self.job_type.value,
+            "attempt": self.attempt,
+        }
+        if self.traceparent:
+            properties["traceparent"] = self.traceparent
+        return ServiceBusMessage(
+            json.dumps(body, separators=(",", ":")),
+            message_id=_message_id(self.job_id, self.attempt),
+            content_type=CONTENT_TYPE,
+            subject=self.job_type.value,
+            application_properties=properties,
+        )
+
+    @classmethod
+    def from_body(cls, body: bytes | str) -> JobMessage:
+        """Parse a received body; a body that cannot be parsed is a permanent failure."""
+        try:
+            data = json.loads(body)
+            job_type = JobType(data["type"])
+            job_id = data["job_id"]
+            attempt = int(data.get("attempt", 1))
+            submitted_at = datetime.fromisoformat(data["submitted_at"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PermanentError(
+                f"message body is not a Conveyor job message: {exc}", code="bad_message"
+            ) from exc
+        if not isinstance(job_id, str):
+            raise PermanentError("message job_id is not a string", code="bad_message")
+        return cls(
+            job_id=job_id,
+            job_type=job_type,
+            attempt=attempt,
+            input=data.get("input"),
+            input_ref=data.get("input_ref"),
+            submitted_at=submitted_at,
+        )
+
+
+def _message_id(job_id: str, attempt: int) -> str:
+    # The first send uses the bare job id (duplicate detection catches a resent submit);
+    # later attempts get their own id so the retry copy is not dropped as a duplicate.
+    return job_id if attempt <= 1 else f"{job_id}:{attempt}"
+
+
+class JobQueue:
+    def __init__(self, client: ServiceBusClient, queue_names: Mapping[JobType, str]) -> None:
+        self._client = client
+        self.queue_names = dict(queue_names)
+        self._senders: dict[JobType, ServiceBusSender] = {}
+        self._lock = asyncio.Lock()
+
+    async def send(self, message: JobMessage, *, scheduled_at: datetime | None = None) -> None:
+        sender = await self._sender(message.job_type)
+        sb_message = message.to_service_bus()
+        try:
+            if scheduled_at is None:
+                await sender.send_messages(sb_message)
+            else:
+                await sender.schedule_messages(sb_message, scheduled_at)
+        except ServiceBusError as exc:
+            await self._drop_sender(message.job_type, sender)
+            raise ServiceUnavailable(
+                f"could not send to queue {self.queue_names[message.job_type]!r}: {exc}"
+            ) from exc
+        log.info(
+            "sent job %s to %s (attempt %d)",
+            message.job_id,
+            self.queue_names[message.job_type],
+            message.attempt,
+        )
+
+    async def close(self) -> None:
+        async with self._lock:
+            senders, self._senders = list(self._senders.values()), {}
+        for sender in senders:
+            await sender.close()
+
+    async def _sender(self, job_type: JobType) -> ServiceBusSender:
+        async with self._lock:
+            sender = self._senders.get(job_type)
+            if sender is None:
+                sender = self._client.get_queue_sender(self.queue_names[job_type])
+                self._senders[job_type] = sender
+            return sender
+
+    async def _drop_sender(self, job_type: JobType, sender: ServiceBusSender) -> None:
+        """Forget a sender whose link failed, so the next send opens a fresh one."""
+        async with self._lock:
+            if self._senders.get(job_type) is sender:
+                del self._senders[job_type]
+        try:
+            await sender.close()
+        except Exception:  # closing a broken link may fail too; nothing more to do
+            log.debug("closing a failed sender raised", exc_info=True)

@@ -1,0 +1,120 @@
+"""Builds the SDK clients once per process and wires them into the core services."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.data.tables.aio import TableServiceClient
+from azure.servicebus.aio import ServiceBusClient
+from azure.storage.blob.aio import BlobServiceClient
+
+from shared.config import ServiceBusSettings, Settings, StorageSettings
+from shared.health import HealthChecker
+from shared.payloads import PayloadStore
+from shared.queue import JobQueue
+from shared.store import JobStore
+from shared.submission import JobService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: JobStore
+    queue: JobQueue
+    jobs: JobService
+    health: HealthChecker
+    service_bus: ServiceBusClient
+    _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        await self.queue.close()
+        for close in reversed(self._closers):
+            try:
+                await close()
+            except Exception:
+                log.debug("error while closing a client", exc_info=True)
+
+
+def _credential(client_id: str | None) -> Any:
+    from azure.identity.aio import DefaultAzureCredential
+
+    return DefaultAzureCredential(managed_identity_client_id=client_id)
+
+
+def _storage_clients(settings: StorageSettings) -> tuple[TableServiceClient, BlobServiceClient]:
+    if settings.connection_string:
+        return (
+            TableServiceClient.from_connection_string(settings.connection_string),
+            BlobServiceClient.from_connection_string(settings.connection_string),
+        )
+    assert settings.table_service_uri
+    assert settings.blob_service_uri
+    credential = _credential(settings.client_id)
+    return (
+        TableServiceClient(endpoint=settings.table_service_uri, credential=credential),
+        BlobServiceClient(account_url=settings.blob_service_uri, credential=credential),
+    )
+
+
+def service_bus_client(settings: ServiceBusSettings) -> ServiceBusClient:
+    if settings.connection_string:
+        return ServiceBusClient.from_connection_string(settings.connection_string)
+    assert settings.fully_qualified_namespace
+    return ServiceBusClient(
+        settings.fully_qualified_namespace, credential=_credential(settings.client_id)
+    )
+
+
+async def build_services(settings: Settings, *, ensure_resources: bool = True) -> Services:
+    tables, blobs = _storage_clients(settings.storage)
+    service_bus = service_bus_client(settings.service_bus)
+    payloads = PayloadStore(blobs.get_container_client(settings.payload_container))
+    store = JobStore(
+        tables.get_table_client(settings.jobs_table),
+        tables.get_table_client(settings.idempotency_table),
+        payloads,
+    )
+    queue = JobQueue(service_bus, settings.queue_names)
+    services = Services(
+        settings=settings,
+        store=store,
+        queue=queue,
+        jobs=JobService(store, queue, settings.sync_targets),
+        health=HealthChecker(store, service_bus, next(iter(settings.queue_names.values()))),
+        service_bus=service_bus,
+        _closers=[tables.close, blobs.close, service_bus.close],
+    )
+    if ensure_resources:
+        try:
+            await store.ensure_tables()
+        except BaseException:
+            await services.aclose()
+            raise
+    return services
+
+
+class ServicesProvider:
+    """Creates Services on first use (inside the running event loop) and shares them."""
+
+    def __init__(self, factory: Callable[[], Awaitable[Services]]) -> None:
+        self._factory = factory
+        self._services: Services | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> Services:
+        if self._services is None:
+            async with self._lock:
+                if self._services is None:
+                    self._services = await self._factory()
+        return self._services
+
+    async def aclose(self) -> None:
+        if self._services is not None:
+            services, self._services = self._services, None
+            await services.aclose()

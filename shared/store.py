@@ -1,0 +1,280 @@
+"""JobStore: job status rows and idempotency records on Azure Table Storage.
+
+Every update is a read-modify-write guarded by the row's ETag: a writer that lost the race
+reloads and re-applies its change, so concurrent workers and API calls never overwrite each
+other. Inputs and results too large for a row go to the PayloadStore (claim check).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import UpdateMode
+from azure.data.tables.aio import TableClient
+
+from shared.errors import Conflict, NotFound, ServiceUnavailable
+from shared.jobs import Job, JobStatus, JobType, utcnow
+from shared.payloads import MAX_INLINE_CHARS, PayloadStore
+
+log = logging.getLogger(__name__)
+
+JOB_ROW_KEY = "job"
+IDEMPOTENCY_ROW_KEY = "key"
+MAX_UPDATE_ATTEMPTS = 8
+
+JobChange = Callable[[Job], Job | None]
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    owner: str
+    key: str
+    job_id: str
+    request_hash: str
+    created_at: datetime
+
+
+class JobStore:
+    def __init__(self, jobs: TableClient, idempotency: TableClient, payloads: PayloadStore) -> None:
+        self._jobs = jobs
+        self._idempotency = idempotency
+        self.payloads = payloads
+
+    async def ensure_tables(self) -> None:
+        for table in (self._jobs, self._idempotency):
+            try:
+                await table.create_table()
+            except ResourceExistsError:
+                pass
+            except AzureError as exc:
+                raise ServiceUnavailable(f"table storage is unreachable: {exc}") from exc
+        await self.payloads.ensure_container()
+
+    # ---- jobs ---------------------------------------------------------------------------
+
+    async def create(self, job: Job) -> Job:
+        entity = await self._to_entity(job)
+        try:
+            meta = await self._jobs.create_entity(entity)
+        except ResourceExistsError as exc:
+            raise Conflict(f"job {job.id} already exists") from exc
+        except AzureError as exc:
+            raise ServiceUnavailable(f"could not write the job row: {exc}") from exc
+        return replace(job, etag=meta.get("etag"))
+
+    async def get(self, job_id: str) -> Job:
+        try:
+            entity = await self._jobs.get_entity(job_id, JOB_ROW_KEY)
+        except ResourceNotFoundError as exc:
+            raise NotFound(f"no job with id {job_id}") from exc
+        except AzureError as exc:
+            raise ServiceUnavailable(f"could not read the job row: {exc}") from exc
+        return _from_entity(entity)
+
+    async def update(self, job_id: str, change: JobChange) -> Job:
+        """Apply `change` to the current row under its ETag, reloading on a lost race.
+
+        `change` returns the new Job, or None to leave the row as it is. It may raise (for
+        example InvalidTransition); nothing is written then.
+        """
+        for _ in range(MAX_UPDATE_ATTEMPTS):
+            current = await self.get(job_id)
+            updated = change(current)
+            if updated is None:
+                return current
+            entity = await self._to_entity(updated)
+            try:
+                meta = await self._jobs.update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=current.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except ResourceModifiedError:
+                log.debug("job %s changed under us; reloading", job_id)
+                continue
+            except ResourceNotFoundError as exc:
+                raise NotFound(f"no job with id {job_id}") from exc
+            except AzureError as exc:
+                raise ServiceUnavailable(f"could not update the job row: {exc}") from exc
+            return replace(updated, etag=meta.get("etag"))
+        raise Conflict(f"job {job_id} is being changed by others; try again")
+
+    async def load_input(self, job: Job) -> dict[str, Any]:
+        if job.input is not None:
+            return job.input
+        if job.input_ref is None:
+            raise NotFound(f"job {job.id} has no stored input")
+        value = await self.payloads.get_json(job.input_ref)
+        if not isinstance(value, dict):
+            raise NotFound(f"job {job.id}'s stored input is not a JSON object")
+        return value
+
+    async def load_result(self, job: Job) -> Any:
+        if job.result_ref is None:
+            return job.result
+        return await self.payloads.get_json(job.result_ref)
+
+    async def list_by_status(self, status: JobStatus, *, limit: int = 100) -> list[Job]:
+        """Jobs in one status (a cross-partition scan; for sweepers and operators)."""
+        jobs: list[Job] = []
+        try:
+            async for entity in self._jobs.query_entities(
+                "RowKey eq @rk and status eq @status",
+                parameters={"rk": JOB_ROW_KEY, "status": status.value},
+                results_per_page=min(limit, 1000),
+            ):
+                jobs.append(_from_entity(entity))
+                if len(jobs) >= limit:
+                    break
+        except AzureError as exc:
+            raise ServiceUnavailable(f"could not query job rows: {exc}") from exc
+        return jobs
+
+    async def ping(self) -> None:
+        """Cheap reachability check for health probes."""
+        try:
+            async for _ in self._jobs.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": "health"}, results_per_page=1
+            ):
+                break
+        except AzureError as exc:
+            raise ServiceUnavailable(f"table storage is unreachable: {exc}") from exc
+
+    # ---- idempotency --------------------------------------------------------------------
+
+    async def claim_idempotency_key(
+        self, owner: str, key: str, request_hash: str, job_id: str
+    ) -> IdempotencyRecord | None:
+        """Record (owner, key) -> job_id. Returns None if claimed now, else the existing record."""
+        partition = _idempotency_partition(owner, key)
+        now = utcnow()
+        entity = {
+            "PartitionKey": partition,
+            "RowKey": IDEMPOTENCY_ROW_KEY,
+            "owner": owner,
+            "key": key,
+            "job_id": job_id,
+            "request_hash": request_hash,
+            "created_at": now,
+        }
+        try:
+            await self._idempotency.create_entity(entity)
+            return None
+        except ResourceExistsError:
+            pass
+        except AzureError as exc:
+            raise ServiceUnavailable(f"could not write the idempotency record: {exc}") from exc
+        try:
+            existing = await self._idempotency.get_entity(partition, IDEMPOTENCY_ROW_KEY)
+        except ResourceNotFoundError as exc:
+            # Released between our insert and read: the caller may simply try again.
+            raise Conflict("this Idempotency-Key is being released; retry the request") from exc
+        except AzureError as exc:
+            raise ServiceUnavailable(f"could not read the idempotency record: {exc}") from exc
+        return IdempotencyRecord(
+            owner=existing["owner"],
+            key=existing["key"],
+            job_id=existing["job_id"],
+            request_hash=existing["request_hash"],
+            created_at=existing["created_at"],
+        )
+
+    async def release_idempotency_key(self, owner: str, key: str) -> None:
+        """Forget a key whose job never got queued, so the caller can retry with it."""
+        try:
+            await self._idempotency.delete_entity(
+                _idempotency_partition(owner, key), IDEMPOTENCY_ROW_KEY
+            )
+        except AzureError:
+            log.warning("could not release idempotency key for owner %s", owner, exc_info=True)
+
+    # ---- mapping ------------------------------------------------------------------------
+
+    async def _to_entity(self, job: Job) -> dict[str, Any]:
+        job = await self._offload_large_fields(job)
+        entity: dict[str, Any] = {
+            "PartitionKey": job.id,
+            "RowKey": JOB_ROW_KEY,
+            "type": job.type.value,
+            "status": job.status.value,
+            "owner": job.owner,
+            "attempt": job.attempt,
+            "created_at": job.created_at,
+            "updated_at": job.updated_at,
+            "started_at": job.started_at,
+            "finished_at": job.finished_at,
+            "input_json": None if job.input is None else _dumps(job.input),
+            "input_ref": job.input_ref,
+            "result_json": None if job.result is None else _dumps(job.result),
+            "result_ref": job.result_ref,
+            "error_code": job.error_code,
+            "error_message": _truncate(job.error_message),
+            "dead_letter_reason": job.dead_letter_reason,
+            "idempotency_key": job.idempotency_key,
+            "request_hash": job.request_hash,
+        }
+        return {name: value for name, value in entity.items() if value is not None}
+
+    async def _offload_large_fields(self, job: Job) -> Job:
+        if job.input is not None and len(_dumps(job.input)) > MAX_INLINE_CHARS:
+            ref = await self.payloads.put_json(f"{job.id}/input.json", job.input)
+            job = replace(job, input=None, input_ref=ref)
+        if job.result is not None and len(_dumps(job.result)) > MAX_INLINE_CHARS:
+            ref = await self.payloads.put_json(f"{job.id}/result.json", job.result)
+            job = replace(job, result=None, result_ref=ref)
+        return job
+
+
+def _from_entity(entity: Any) -> Job:
+    input_json = entity.get("input_json")
+    result_json = entity.get("result_json")
+    return Job(
+        id=entity["PartitionKey"],
+        type=JobType(entity["type"]),
+        status=JobStatus(entity["status"]),
+        owner=entity.get("owner", ""),
+        created_at=entity["created_at"],
+        updated_at=entity["updated_at"],
+        input=None if input_json is None else json.loads(input_json),
+        input_ref=entity.get("input_ref"),
+        attempt=int(entity.get("attempt", 0)),
+        started_at=entity.get("started_at"),
+        finished_at=entity.get("finished_at"),
+        result=None if result_json is None else json.loads(result_json),
+        result_ref=entity.get("result_ref"),
+        error_code=entity.get("error_code"),
+        error_message=entity.get("error_message"),
+        dead_letter_reason=entity.get("dead_letter_reason"),
+        idempotency_key=entity.get("idempotency_key"),
+        request_hash=entity.get("request_hash"),
+        etag=entity.metadata.get("etag"),
+    )
+
+
+def _idempotency_partition(owner: str, key: str) -> str:
+    # Table keys forbid '/', '\\', '#', '?' and control characters: hash what callers send.
+    return hashlib.sha256(f"{owner}\x00{key}".encode()).hexdigest()
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _truncate(text: str | None, limit: int = 4000) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
