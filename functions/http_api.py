@@ -11,14 +11,16 @@ from fastapi import Body, Depends, FastAPI, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from functions.http_admin import create_admin_router
 from functions.http_errors import PROBLEM_JSON, install_error_handlers, problem
+from functions.http_identity import caller
 from functions.http_limits import BodySizeLimit
 from shared.jobs import Job, JobRequest, require_job_id
 from shared.services import ServicesProvider
+from shared.submission import check_idempotency_key
 
 API_PREFIX = "/api"
 STATUS_POLL_SECONDS = 2
-ANONYMOUS = "anonymous"
 
 _PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "RFC 9457 problem document"}
 
@@ -50,11 +52,6 @@ class JobDocument(BaseModel):
     links: JobLinks
 
 
-def caller(request: Request) -> str:
-    """Who is asking. Every caller is anonymous until authentication is configured."""
-    return ANONYMOUS
-
-
 def known_job_id(job_id: str) -> str:
     """Refuse malformed ids before any I/O, so they get a 404 even when Storage is down."""
     require_job_id(job_id)
@@ -75,6 +72,7 @@ def create_api(provider: ServicesProvider, *, max_request_bytes: int) -> FastAPI
     )
     app.add_middleware(BodySizeLimit, max_bytes=max_request_bytes)
     install_error_handlers(app)
+    app.include_router(create_admin_router(provider))
 
     def document(request: Request, job: Job) -> JobDocument:
         self_url = str(request.url_for("get_job", job_id=job.id))
@@ -128,6 +126,8 @@ def create_api(provider: ServicesProvider, *, max_request_bytes: int) -> FastAPI
         owner: Annotated[str, Depends(caller)],
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
     ) -> Response:
+        if idempotency_key is not None:
+            check_idempotency_key(idempotency_key)
         services = await provider.get()
         submitted = await services.jobs.submit(job, owner=owner, idempotency_key=idempotency_key)
         return job_response(request, submitted.job, 202 if submitted.created else 200)

@@ -75,6 +75,8 @@ class Settings:
     job_timeouts: Mapping[JobType, float] = field(
         default_factory=lambda: {t: 300.0 for t in JobType}
     )
+    audit_table: str = "audit"
+    stuck_grace_seconds: float = 300.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -131,6 +133,10 @@ class _SettingsReader:
             sync_targets=self.parse("SYNC_TARGETS", {}, _sync_targets, "a JSON object"),
             retry=retry,
             job_timeouts=timeouts,
+            audit_table=self.get("AUDIT_TABLE_NAME") or "audit",
+            stuck_grace_seconds=self.parse(
+                "STUCK_GRACE_SECONDS", 300.0, _positive_float, "a number of seconds > 0"
+            ),
         )
         if self.problems:
             raise ConfigError(
@@ -218,3 +224,18 @@ def _sync_targets(raw: str) -> dict[str, str]:
         if not isinstance(url, str) or urlparse(url).scheme not in ("http", "https"):
             raise ValueError(f"target {name!r} needs an http(s) URL, got {url!r}")
     return targets
+
+
+def read_local_settings(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The `Values` of a local.settings.json (the file `func start` reads), as strings."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    values = document.get("Values") if isinstance(document, dict) else None
+    if not isinstance(values, dict):
+        raise ConfigError(f'{path}: expected an object with "Values": {{...}}')
+    return {str(k): str(v) for k, v in values.items() if v is not None}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +38,7 @@ class JobMessage:
     input_ref: str | None = None
     submitted_at: datetime = field(default_factory=utcnow)
     traceparent: str | None = None
+    message_id: str | None = None  # None: the job id (what duplicate detection keys on)
 
     def to_service_bus(self) -> ServiceBusMessage:
         body: dict[str, Any] = {
@@ -57,7 +59,7 @@ class JobMessage:
             properties["traceparent"] = self.traceparent
         return ServiceBusMessage(
             json.dumps(body, separators=(",", ":")),
-            message_id=_message_id(self.job_id, self.attempt),
+            message_id=self.message_id or self.job_id,
             content_type=CONTENT_TYPE,
             subject=self.job_type.value,
             application_properties=properties,
@@ -88,10 +90,13 @@ class JobMessage:
         )
 
 
-def _message_id(job_id: str, attempt: int) -> str:
-    # The first send uses the bare job id (duplicate detection catches a resent submit);
-    # later attempts get their own id so the retry copy is not dropped as a duplicate.
-    return job_id if attempt <= 1 else f"{job_id}:{attempt}"
+def copy_message_id(job_id: str, label: str) -> str:
+    """A fresh id for a later copy of a job's message (retry, replay, re-drive).
+
+    The first send uses the bare job id, so duplicate detection drops a resent submit; a
+    later copy needs its own id or the queue would drop it as a duplicate of the first.
+    """
+    return f"{job_id}:{label}:{uuid.uuid4().hex[:8]}"
 
 
 class JobQueue:

@@ -8,16 +8,22 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from azure.data.tables.aio import TableServiceClient
 from azure.servicebus.aio import ServiceBusClient
 from azure.storage.blob.aio import BlobServiceClient
 
+from shared.audit import AuditLog
 from shared.config import ServiceBusSettings, Settings, StorageSettings
+from shared.dead_letters import DeadLetterTools
+from shared.handlers import default_handlers
 from shared.health import HealthChecker
 from shared.payloads import PayloadStore
+from shared.processing import Processor
 from shared.queue import JobQueue
 from shared.store import JobStore
 from shared.submission import JobService
+from shared.sweeper import StuckJobSweeper
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +34,9 @@ class Services:
     store: JobStore
     queue: JobQueue
     jobs: JobService
+    processor: Processor
+    dead_letters: DeadLetterTools
+    sweeper: StuckJobSweeper
     health: HealthChecker
     service_bus: ServiceBusClient
     _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
@@ -81,18 +90,31 @@ async def build_services(settings: Settings, *, ensure_resources: bool = True) -
         payloads,
     )
     queue = JobQueue(service_bus, settings.queue_names)
+    audit = AuditLog(tables.get_table_client(settings.audit_table))
+    http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
     services = Services(
         settings=settings,
         store=store,
         queue=queue,
         jobs=JobService(store, queue, settings.sync_targets),
+        processor=Processor(
+            store,
+            default_handlers(settings.sync_targets, http),
+            settings.retry,
+            settings.job_timeouts,
+        ),
+        dead_letters=DeadLetterTools(service_bus, store, queue, audit),
+        sweeper=StuckJobSweeper(
+            store, queue, settings.job_timeouts, settings.retry, settings.stuck_grace_seconds
+        ),
         health=HealthChecker(store, service_bus, next(iter(settings.queue_names.values()))),
         service_bus=service_bus,
-        _closers=[tables.close, blobs.close, service_bus.close],
+        _closers=[tables.close, blobs.close, service_bus.close, http.aclose],
     )
     if ensure_resources:
         try:
             await store.ensure_tables()
+            await audit.ensure_table()
         except BaseException:
             await services.aclose()
             raise

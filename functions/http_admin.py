@@ -1,0 +1,98 @@
+"""Operator routes: dead-letter inspection, replay and purge, and on-demand maintenance."""
+
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.dead_letters import run_maintenance
+from functions.http_identity import caller
+from shared.dead_letters import Selection
+from shared.services import ServicesProvider
+
+ADMIN_PREFIX = "/api/admin"
+_PROBLEM = {"content": {"application/problem+json": {}}, "description": "problem document"}
+
+
+class DeadLetterSelection(BaseModel):
+    """Which dead letters to act on: all (up to `limit`), listed sequence numbers, or a reason."""
+
+    model_config = ConfigDict(extra="forbid")
+    sequence_numbers: list[int] | None = Field(default=None, min_length=1, max_length=1000)
+    reason: str | None = None
+    limit: int = Field(default=100, ge=1, le=1000)
+
+    def selection(self) -> Selection:
+        numbers = None if self.sequence_numbers is None else frozenset(self.sequence_numbers)
+        return Selection(sequence_numbers=numbers, reason=self.reason, limit=self.limit)
+
+
+class PurgeRequest(DeadLetterSelection):
+    confirm: bool = Field(default=False, description="Must be true: purging cannot be undone.")
+
+
+def create_admin_router(provider: ServicesProvider) -> APIRouter:
+    router = APIRouter(prefix=ADMIN_PREFIX, tags=["admin"])
+    Actor = Annotated[str, Depends(caller)]
+    Limit = Annotated[int, Query(ge=1, le=1000)]
+
+    @router.get("/dead-letters", summary="Dead letters of every queue, grouped by reason")
+    async def dead_letter_summary(limit: Limit = 100) -> dict[str, Any]:
+        services = await provider.get()
+        grouped = await services.dead_letters.summary(limit=limit)
+        return {
+            queue: {
+                reason: {"count": len(entries), "messages": [e.as_dict() for e in entries]}
+                for reason, entries in by_reason.items()
+            }
+            for queue, by_reason in grouped.items()
+        }
+
+    @router.get(
+        "/dead-letters/{queue}", responses={404: _PROBLEM}, summary="Dead letters of one queue"
+    )
+    async def list_dead_letters(queue: str, limit: Limit = 100) -> dict[str, Any]:
+        services = await provider.get()
+        entries = await services.dead_letters.peek(queue, limit=limit)
+        return {"queue": queue, "count": len(entries), "messages": [e.as_dict() for e in entries]}
+
+    @router.get(
+        "/dead-letters/{queue}/{sequence_number}",
+        responses={404: _PROBLEM},
+        summary="One dead letter, with its body",
+    )
+    async def show_dead_letter(queue: str, sequence_number: int) -> dict[str, Any]:
+        services = await provider.get()
+        return (await services.dead_letters.show(queue, sequence_number)).as_dict()
+
+    @router.post(
+        "/dead-letters/{queue}/replay",
+        responses={404: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM},
+        summary="Send dead-lettered jobs again (fresh copy first, then the dead letter goes)",
+    )
+    async def replay_dead_letters(
+        queue: str, body: DeadLetterSelection, actor: Actor
+    ) -> dict[str, Any]:
+        services = await provider.get()
+        report = await services.dead_letters.replay(queue, body.selection(), actor=actor)
+        return report.as_dict()
+
+    @router.post(
+        "/dead-letters/{queue}/purge",
+        responses={404: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM},
+        summary="Delete dead letters for good (needs confirm: true)",
+    )
+    async def purge_dead_letters(queue: str, body: PurgeRequest, actor: Actor) -> dict[str, Any]:
+        services = await provider.get()
+        report = await services.dead_letters.purge(
+            queue, body.selection(), actor=actor, confirm=body.confirm
+        )
+        return report.as_dict()
+
+    @router.post("/maintenance", summary="Reconcile rows with the DLQs and re-drive stuck jobs")
+    async def maintenance() -> dict[str, str]:
+        await run_maintenance(provider)
+        return {"status": "done"}
+
+    return router

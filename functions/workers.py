@@ -1,0 +1,102 @@
+"""Service Bus queue triggers, one per job type: receive, hand to shared.processing, settle.
+
+Messages are peek-locked with auto-complete off; the Outcome decides the settlement. If
+processing itself breaks (Storage down, say), the message is abandoned so Service Bus
+redelivers it, and MaxDeliveryCount on the queue is the last line before the DLQ.
+"""
+
+import asyncio
+import logging
+
+import azure.functions as func
+import azurefunctions.extensions.bindings.servicebus as servicebus
+
+from shared.config import QUEUE_NAME_SETTINGS, SERVICE_BUS
+from shared.jobs import JobType
+from shared.outcomes import carry_out
+from shared.services import ServicesProvider
+
+log = logging.getLogger(__name__)
+
+
+class FunctionsSettlement:
+    """Settlement through the Functions host's message actions (blocking gRPC calls)."""
+
+    def __init__(
+        self,
+        message: servicebus.ServiceBusReceivedMessage,
+        actions: servicebus.ServiceBusMessageActions,
+    ) -> None:
+        self._message = message
+        self._actions = actions
+
+    async def complete(self) -> None:
+        await asyncio.to_thread(self._actions.complete, self._message)
+
+    async def dead_letter(self, reason: str, description: str) -> None:
+        await asyncio.to_thread(
+            self._actions.deadletter,
+            self._message,
+            deadletter_reason=reason,
+            deadletter_error_description=description,
+        )
+
+    async def abandon(self) -> None:
+        await asyncio.to_thread(self._actions.abandon, self._message)
+
+
+def message_body(message: servicebus.ServiceBusReceivedMessage) -> bytes:
+    body = message.body
+    if isinstance(body, bytes | bytearray):
+        return bytes(body)
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    return b"".join(bytes(part) for part in body)
+
+
+async def handle_delivery(
+    provider: ServicesProvider,
+    message: servicebus.ServiceBusReceivedMessage,
+    actions: servicebus.ServiceBusMessageActions,
+) -> None:
+    settlement = FunctionsSettlement(message, actions)
+    try:
+        services = await provider.get()
+        outcome, job_message = await services.processor.process(message_body(message))
+        await carry_out(outcome, job_message, services.queue, settlement)
+    except Exception:
+        log.exception(
+            "processing message %s (delivery %s) failed; abandoning it for redelivery",
+            message.message_id,
+            message.delivery_count,
+        )
+        try:
+            await settlement.abandon()
+        except Exception:
+            log.exception("abandon failed too; the lock will expire and Service Bus redeliver")
+        raise
+
+
+def create_blueprint(provider: ServicesProvider) -> func.Blueprint:
+    bp = func.Blueprint()
+    for job_type in JobType:
+        _register_worker(bp, job_type, provider)
+    return bp
+
+
+def _register_worker(bp: func.Blueprint, job_type: JobType, provider: ServicesProvider) -> None:
+    async def worker(
+        msg: servicebus.ServiceBusReceivedMessage,
+        message_actions: servicebus.ServiceBusMessageActions,
+    ) -> None:
+        await handle_delivery(provider, msg, message_actions)
+
+    worker.__name__ = worker.__qualname__ = f"{job_type.value}_worker"
+    bp.function_name(f"{job_type.value}_worker")(
+        bp.service_bus_queue_trigger(
+            arg_name="msg",
+            queue_name=f"%{QUEUE_NAME_SETTINGS[job_type]}%",
+            connection=SERVICE_BUS,
+            auto_complete_messages=False,
+        )(worker)
+    )

@@ -1,0 +1,214 @@
+"""Processes one delivery of a job message and decides its Outcome. Knows nothing of hosts.
+
+The row is the source of truth: a message whose job already finished is completed without
+running again (idempotent consumer); the attempt number on the message tells a stale copy
+from the current one; every status change goes through the store's ETag guard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from shared.config import RetryPolicy
+from shared.errors import (
+    ConveyorError,
+    InvalidTransition,
+    NotFound,
+    PermanentError,
+    ServiceUnavailable,
+    TransientError,
+)
+from shared.jobs import Job, JobStatus, JobType, utcnow
+from shared.outcomes import Complete, DeadLetter, Outcome, RetryLater
+from shared.queue import JobMessage
+from shared.store import JobStore
+
+log = logging.getLogger(__name__)
+
+# Reason codes written as the dead letter's DeadLetterReason (see docs/operations.md).
+REASON_BAD_MESSAGE = "BadMessage"
+REASON_JOB_NOT_FOUND = "JobNotFound"
+REASON_PERMANENT = "PermanentFailure"
+REASON_ATTEMPTS_EXHAUSTED = "MaxAttemptsExceeded"
+
+
+@dataclass(frozen=True)
+class JobContext:
+    job_id: str
+    job_type: JobType
+    attempt: int
+
+
+Handler = Callable[[dict[str, Any], JobContext], Awaitable[Any]]
+
+
+def backoff_delay(
+    attempt: int, policy: RetryPolicy, retry_after: float | None, rng: Callable[[], float]
+) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(attempt-1))].
+
+    A Retry-After from the downstream is a floor (it said when it can take more).
+    """
+    ceiling = min(policy.max_seconds, policy.base_seconds * 2 ** (attempt - 1))
+    delay = ceiling * rng()
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, policy.max_seconds))
+    return round(delay, 3)
+
+
+def classify(exc: BaseException) -> ConveyorError:
+    """Sort a handler failure into transient (retry) or permanent (dead-letter)."""
+    if isinstance(exc, TransientError | PermanentError):
+        return exc
+    if isinstance(exc, ValidationError):
+        return PermanentError(f"input is not valid: {exc}", code="invalid_input")
+    if isinstance(exc, TimeoutError):
+        return TransientError("the handler timed out", code="timeout")
+    if isinstance(exc, ServiceUnavailable):
+        return TransientError(exc.message, code="dependency_unavailable")
+    if isinstance(exc, ConnectionError):
+        return TransientError(f"connection failed: {exc}", code="connection_error")
+    # Unknown failures are retried: after max attempts they still land in the DLQ.
+    return TransientError(f"{type(exc).__name__}: {exc}", code="unexpected_error")
+
+
+class Processor:
+    def __init__(
+        self,
+        store: JobStore,
+        handlers: Mapping[JobType, Handler],
+        retry: RetryPolicy,
+        timeouts: Mapping[JobType, float],
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self._store = store
+        self._handlers = handlers
+        self._retry = retry
+        self._timeouts = timeouts
+        self._rng = rng
+
+    async def process(self, body: bytes | str) -> tuple[Outcome, JobMessage | None]:
+        """Decide what to do with one delivery; returns the outcome and the parsed message."""
+        try:
+            message = JobMessage.from_body(body)
+        except PermanentError as exc:
+            log.error("dead-lettering an unreadable message: %s", exc.message)
+            return DeadLetter(REASON_BAD_MESSAGE, exc.message), None
+        return await self._process(message), message
+
+    async def _process(self, message: JobMessage) -> Outcome:
+        try:
+            job = await self._store.get(message.job_id)
+        except NotFound:
+            return DeadLetter(REASON_JOB_NOT_FOUND, f"no status row for job {message.job_id}")
+
+        skip = _reason_to_skip(job, message)
+        if skip is not None:
+            log.info("job %s attempt %d: %s", job.id, message.attempt, skip)
+            if job.status is JobStatus.DEAD_LETTERED and job.attempt == message.attempt:
+                # The row says dead-lettered but this copy was never moved: finish the move.
+                return DeadLetter(job.dead_letter_reason or REASON_PERMANENT, skip)
+            return Complete(skip)
+
+        try:
+            job = await self._store.update(job.id, lambda row: _start(row, message.attempt))
+        except InvalidTransition as exc:
+            return Complete(f"not started: {exc.message}")
+        if job.status is not JobStatus.RUNNING or job.attempt != message.attempt:
+            return Complete(f"not started: job is {job.status.value}, attempt {job.attempt}")
+
+        try:
+            result = await self._run_handler(job, message)
+        except Exception as exc:
+            return await self._failed(job, message, classify(exc))
+        return await self._succeeded(job, message, result)
+
+    async def _run_handler(self, job: Job, message: JobMessage) -> Any:
+        handler = self._handlers.get(job.type)
+        if handler is None:
+            raise PermanentError(f"no handler for job type {job.type.value}", code="unknown_type")
+        input_data = (
+            message.input if message.input is not None else await self._store.load_input(job)
+        )
+        context = JobContext(job_id=job.id, job_type=job.type, attempt=message.attempt)
+        log.info("job %s (%s) attempt %d running", job.id, job.type.value, message.attempt)
+        return await asyncio.wait_for(handler(input_data, context), self._timeouts[job.type])
+
+    async def _succeeded(self, job: Job, message: JobMessage, result: Any) -> Outcome:
+        def finish(row: Job) -> Job | None:
+            if row.status is not JobStatus.RUNNING or row.attempt != message.attempt:
+                return None  # cancelled, or a newer attempt took over: keep what the row says
+            return row.moved_to(
+                JobStatus.SUCCEEDED, result=result, error_code=None, error_message=None
+            )
+
+        stored = await self._store.update(job.id, finish)
+        if stored.status is JobStatus.SUCCEEDED and stored.attempt == message.attempt:
+            log.info("job %s succeeded on attempt %d", job.id, message.attempt)
+            return Complete("succeeded")
+        return Complete(f"result discarded: job is {stored.status.value}")
+
+    async def _failed(self, job: Job, message: JobMessage, error: ConveyorError) -> Outcome:
+        attempt = message.attempt
+        if isinstance(error, TransientError) and attempt < self._retry.max_attempts:
+            delay = backoff_delay(attempt, self._retry, error.retry_after, self._rng)
+            outcome: Outcome = RetryLater(delay, f"{error.code}: {error.message}", attempt + 1)
+            target = JobStatus.RETRYING
+            log.warning(
+                "job %s attempt %d failed (%s); retrying in %.1fs",
+                job.id,
+                attempt,
+                error.code,
+                delay,
+            )
+        else:
+            if isinstance(error, TransientError):
+                reason = REASON_ATTEMPTS_EXHAUSTED
+                description = f"gave up after {attempt} attempts; last error {error.code}: "
+            else:
+                reason, description = REASON_PERMANENT, f"{error.code}: "
+            outcome = DeadLetter(reason, description + error.message)
+            target = JobStatus.DEAD_LETTERED
+            log.error("job %s attempt %d dead-lettered: %s", job.id, attempt, error.message)
+
+        def record(row: Job) -> Job | None:
+            if row.status is not JobStatus.RUNNING or row.attempt != attempt:
+                return None
+            return row.moved_to(
+                target,
+                error_code=error.code,
+                error_message=error.message,
+                dead_letter_reason=outcome.reason if isinstance(outcome, DeadLetter) else None,
+            )
+
+        stored = await self._store.update(job.id, record)
+        if stored.status is not target:
+            return Complete(f"failure not recorded: job is {stored.status.value}")
+        return outcome
+
+
+def _reason_to_skip(job: Job, message: JobMessage) -> str | None:
+    if job.status.is_terminal:
+        return f"already {job.status.value}"
+    if message.attempt < job.attempt:
+        return f"stale copy: the job is on attempt {job.attempt}"
+    return None
+
+
+def _start(row: Job, attempt: int) -> Job | None:
+    if row.status.is_terminal or attempt < row.attempt:
+        return None
+    return row.moved_to(
+        JobStatus.RUNNING,
+        attempt=attempt,
+        started_at=utcnow(),
+        error_code=None,
+        error_message=None,
+    )

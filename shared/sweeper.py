@@ -1,0 +1,81 @@
+"""Finds jobs stuck in `running` past their timeout and drives them again.
+
+Normally Service Bus redelivers a message whose worker died; this covers the rest (a message
+lost to an operator's purge, a host that completed without recording). A re-drive is one more
+attempt: past the attempt limit the job is marked failed instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+
+from shared.config import RetryPolicy
+from shared.jobs import Job, JobStatus, JobType, utcnow
+from shared.queue import JobMessage, JobQueue, copy_message_id
+from shared.store import JobStore
+
+log = logging.getLogger(__name__)
+
+
+class StuckJobSweeper:
+    def __init__(
+        self,
+        store: JobStore,
+        queue: JobQueue,
+        timeouts: Mapping[JobType, float],
+        retry: RetryPolicy,
+        grace_seconds: float,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._timeouts = timeouts
+        self._retry = retry
+        self._grace = grace_seconds
+
+    def is_stuck(self, job: Job, now: datetime) -> bool:
+        if job.status is not JobStatus.RUNNING or job.started_at is None:
+            return False
+        limit = timedelta(seconds=self._timeouts[job.type] + self._grace)
+        return now - job.started_at > limit
+
+    async def sweep(self, *, limit: int = 100) -> list[str]:
+        """Re-drive (or fail) every stuck job found; returns their ids."""
+        now = utcnow()
+        swept = []
+        for job in await self._store.list_by_status(JobStatus.RUNNING, limit=limit):
+            if self.is_stuck(job, now):
+                await self._redrive(job, now)
+                swept.append(job.id)
+        return swept
+
+    async def _redrive(self, job: Job, now: datetime) -> None:
+        """Send the next attempt FIRST, then mark the row: a failed send leaves the job
+        `running`, so the next sweep tries again; nothing is left without a message."""
+        note = "no progress past its timeout; re-driven by the sweeper"
+
+        def mark(target: JobStatus) -> Callable[[Job], Job | None]:
+            def change(row: Job) -> Job | None:
+                if not self.is_stuck(row, now) or row.attempt != job.attempt:
+                    return None  # it moved on by itself meanwhile
+                return row.moved_to(target, error_code="stuck", error_message=note)
+
+            return change
+
+        if job.attempt >= self._retry.max_attempts:
+            await self._store.update(job.id, mark(JobStatus.FAILED))
+            log.warning("stuck job %s failed: no attempts left", job.id)
+            return
+        await self._queue.send(
+            JobMessage(
+                job_id=job.id,
+                job_type=job.type,
+                attempt=job.attempt + 1,
+                input=job.input,
+                input_ref=job.input_ref,
+                message_id=copy_message_id(job.id, "redrive"),
+            )
+        )
+        await self._store.update(job.id, mark(JobStatus.RETRYING))
+        log.warning("re-drove stuck job %s as attempt %d", job.id, job.attempt + 1)
