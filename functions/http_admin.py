@@ -1,6 +1,5 @@
 """Operator routes: dead-letter inspection, replay and purge, and on-demand maintenance."""
 
-
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query

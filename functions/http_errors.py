@@ -46,8 +46,10 @@ def problem(
     instance: str | None = None,
     errors: list[FieldProblem] | None = None,
     headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
+        **(extra or {}),
         "type": PROBLEM_TYPE_BASE + code,
         "title": title,
         "status": status,
@@ -75,7 +77,7 @@ def conveyor_error_response(request: Request, exc: ConveyorError) -> JSONRespons
     if status >= 500:
         log.warning("%s %s -> %d: %s", request.method, request.url.path, status, exc.message)
     problems = exc.problems if isinstance(exc, ValidationFailed) else None
-    return problem(
+    response = problem(
         status,
         title,
         exc.message,
@@ -83,7 +85,9 @@ def conveyor_error_response(request: Request, exc: ConveyorError) -> JSONRespons
         instance=request.url.path,
         errors=problems,
         headers=headers,
+        extra=exc.details,
     )
+    return response
 
 
 def validation_error_response(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class ConveyorError(Exception):
@@ -14,6 +15,7 @@ class ConveyorError(Exception):
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.details: dict[str, Any] = {}  # extra members for the caller, e.g. a job id
         if code is not None:
             self.code = code
 

@@ -94,11 +94,13 @@ class JobService:
             await self._mark_enqueue_failed(job, str(exc))
             if idempotency_key is not None:
                 await self._store.release_idempotency_key(owner, idempotency_key)
-            raise ServiceUnavailable(
+            error = ServiceUnavailable(
                 f"job {job.id} could not be queued and was marked failed; "
                 "retry the request (the same Idempotency-Key may be reused)",
                 code="enqueue_failed",
-            ) from exc
+            )
+            error.details["job_id"] = job.id
+            raise error from exc
         log.info("job %s (%s) queued for %s", job.id, job.type.value, owner)
         return Submitted(job=job, created=True)
 
