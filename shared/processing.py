@@ -118,7 +118,9 @@ class Processor:
             return Complete(skip)
 
         try:
-            job = await self._store.update(job.id, lambda row: _start(row, message.attempt))
+            job = await self._store.update(
+                job.id, lambda row: _start(row, message.attempt), known=job
+            )
         except InvalidTransition as exc:
             return Complete(f"not started: {exc.message}")
         if job.status is not JobStatus.RUNNING or job.attempt != message.attempt:
@@ -149,7 +151,7 @@ class Processor:
                 JobStatus.SUCCEEDED, result=result, error_code=None, error_message=None
             )
 
-        stored = await self._store.update(job.id, finish)
+        stored = await self._store.update(job.id, finish, known=job)
         if stored.status is JobStatus.SUCCEEDED and stored.attempt == message.attempt:
             log.info("job %s succeeded on attempt %d", job.id, message.attempt)
             return Complete("succeeded")
@@ -188,7 +190,7 @@ class Processor:
                 dead_letter_reason=outcome.reason if isinstance(outcome, DeadLetter) else None,
             )
 
-        stored = await self._store.update(job.id, record)
+        stored = await self._store.update(job.id, record, known=job)
         if stored.status is not target:
             return Complete(f"failure not recorded: job is {stored.status.value}")
         return outcome

@@ -84,14 +84,18 @@ class JobStore:
             raise ServiceUnavailable(f"could not read the job row: {exc}") from exc
         return _from_entity(entity)
 
-    async def update(self, job_id: str, change: JobChange) -> Job:
+    async def update(self, job_id: str, change: JobChange, *, known: Job | None = None) -> Job:
         """Apply `change` to the current row under its ETag, reloading on a lost race.
 
         `change` returns the new Job, or None to leave the row as it is. It may raise (for
-        example InvalidTransition); nothing is written then.
+        example InvalidTransition); nothing is written then. `known` is a copy the caller
+        just read or wrote (with its ETag): the first try uses it instead of reading again.
         """
         for _ in range(MAX_UPDATE_ATTEMPTS):
-            current = await self.get(job_id)
+            if known is not None and known.id == job_id and known.etag:
+                current, known = known, None
+            else:
+                current = await self.get(job_id)
             updated = change(current)
             if updated is None:
                 return current
@@ -143,6 +147,20 @@ class JobStore:
         except AzureError as exc:
             raise ServiceUnavailable(f"could not query job rows: {exc}") from exc
         return jobs
+
+    async def count_by_status(self, status: JobStatus) -> int:
+        """How many jobs are in `status` (a scan; for operators and benchmarks)."""
+        count = 0
+        try:
+            async for _ in self._jobs.query_entities(
+                "RowKey eq @rk and status eq @status",
+                parameters={"rk": JOB_ROW_KEY, "status": status.value},
+                select=["PartitionKey"],
+            ):
+                count += 1
+        except AzureError as exc:
+            raise ServiceUnavailable(f"could not query job rows: {exc}") from exc
+        return count
 
     async def ping(self) -> None:
         """Cheap reachability check for health probes."""

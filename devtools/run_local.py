@@ -1,0 +1,177 @@
+"""`make run`: the whole system on this machine, offline, until Ctrl-C.
+
+Starts Azurite (Storage), the Service Bus emulator, and devtools/host.py (API + workers),
+each on the port its setting names, and stops every one of them on Ctrl-C or SIGTERM.
+Settings come from local.settings.json when present, else local.settings.sample.json.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from devtools.azurite import run_azurite
+from devtools.host import apply_local_settings
+from devtools.processes import port_is_free, stop_process
+from shared.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EMULATOR_CONFIG = REPO_ROOT / "devtools" / "servicebus.config.json"
+DEV_STORAGE_PORTS = {"Blob": 10000, "Queue": 10001, "Table": 10002}
+HOST_PORT = 7071
+
+
+class StartupError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Port:
+    number: int
+    what: str
+    setting: str
+
+
+def storage_ports(connection: str) -> dict[str, int]:
+    if connection.strip().rstrip(";").lower() == "usedevelopmentstorage=true":
+        return dict(DEV_STORAGE_PORTS)
+    ports = {}
+    for service in DEV_STORAGE_PORTS:
+        match = re.search(
+            rf"{service}Endpoint=https?://(?:127\.0\.0\.1|localhost):(\d+)", connection
+        )
+        if not match:
+            raise StartupError(
+                f"AzureWebJobsStorage has no local {service}Endpoint; for `make run` use "
+                "UseDevelopmentStorage=true or an Azurite connection string"
+            )
+        ports[service] = int(match.group(1))
+    return ports
+
+
+def service_bus_port(connection: str) -> int:
+    match = re.search(r"Endpoint=sb://(?:127\.0\.0\.1|localhost):(\d+)", connection)
+    if not match or "UseDevelopmentEmulator=true" not in connection:
+        raise StartupError(
+            "ServiceBusConnection must point at the local emulator for `make run`: "
+            "Endpoint=sb://127.0.0.1:5672;...;UseDevelopmentEmulator=true"
+        )
+    return int(match.group(1))
+
+
+def check_ports(ports: list[Port]) -> None:
+    busy = [p for p in ports if not port_is_free("127.0.0.1", p.number)]
+    if busy:
+        lines = [f"  port {p.number} ({p.what}) is in use; change {p.setting}" for p in busy]
+        raise StartupError(
+            "cannot start: ports already in use (another `make run`?):\n" + "\n".join(lines)
+        )
+
+
+@contextmanager
+def child(command: list[str], ready_prefix: str, name: str, timeout: float = 60.0) -> Iterator[str]:
+    """Run a child until the block exits; wait for its first stdout line to start with
+    `ready_prefix`, and yield that line. Its later output is passed through."""
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert process.stdout is not None
+        line = _first_line(process, timeout)
+        if not line.startswith(ready_prefix):
+            raise StartupError(f"{name} did not start (exit code {process.poll()}): {line!r}")
+        threading.Thread(target=_pass_through, args=(process,), daemon=True).start()
+        yield line.strip()
+    finally:
+        stop_process(process)
+
+
+def _first_line(process: subprocess.Popen[str], timeout: float) -> str:
+    result: list[str] = []
+    reader = threading.Thread(target=lambda: result.append(process.stdout.readline()))  # type: ignore[union-attr]
+    reader.start()
+    reader.join(timeout)
+    return result[0] if result else ""
+
+
+def _pass_through(process: subprocess.Popen[str]) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        sys.stdout.write(line)
+
+
+def run() -> int:
+    settings_file = apply_local_settings(None)
+    sb_port = service_bus_port(os.environ.get("ServiceBusConnection", ""))
+    st_ports = storage_ports(os.environ.get("AzureWebJobsStorage", ""))
+    check_ports(
+        [Port(HOST_PORT, "API and workers", "Host.LocalHttpPort")]
+        + [Port(n, f"Azurite {s.lower()}", "AzureWebJobsStorage") for s, n in st_ports.items()]
+        + [Port(sb_port, "Service Bus emulator", "ServiceBusConnection")]
+    )
+    print(f"settings: {settings_file}", flush=True)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    python = sys.executable
+    with ExitStack() as stack:
+        azurite = stack.enter_context(
+            run_azurite(
+                blob_port=st_ports["Blob"],
+                queue_port=st_ports["Queue"],
+                table_port=st_ports["Table"],
+            )
+        )
+        print(f"azurite: blob {azurite.blob_port}, table {azurite.table_port}", flush=True)
+        emulator = [python, "-m", "devtools.servicebus_emulator", "--host", "127.0.0.1"]
+        emulator += ["--port", str(sb_port), "--config", str(EMULATOR_CONFIG)]
+        print(
+            "service bus emulator: "
+            + stack.enter_context(child(emulator, "listening on", "emulator"))
+        )
+        host = [python, "-m", "devtools.host", "--port", str(HOST_PORT)]
+        if settings_file is not None:
+            host += ["--settings", str(settings_file)]
+        stack.enter_context(child(host, "host listening on", "host"))
+        print(_banner(), flush=True)
+        while not stop.is_set():
+            time.sleep(0.2)
+        print("\nstopping: host, emulator, azurite", flush=True)
+    return 0
+
+
+def _banner() -> str:
+    base = f"http://localhost:{HOST_PORT}/api"
+    return (
+        f"\nConveyor is running at {base}  (Swagger UI: {base}/docs)\n"
+        f"  curl -s -X POST {base}/jobs -H 'Content-Type: application/json' \\\n"
+        '       -d \'{"type": "summarize", "input": {"text": "Queues decouple work. '
+        "Workers drain them.\"}}'\n"
+        "Press Ctrl-C to stop everything.\n"
+    )
+
+
+def main() -> int:
+    try:
+        return run()
+    except (StartupError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
