@@ -22,11 +22,11 @@ from pathlib import Path
 
 from azure.servicebus import ServiceBusMessage
 from azure.servicebus.aio import ServiceBusClient
-from tests.fixtures.servicebus import start_emulator
 
 from devtools.azurite import run_azurite
 from devtools.host import ServiceBusOptions
 from devtools.processes import stop_process
+from devtools.servicebus_emulator.process import start_emulator
 from shared.config import Settings
 from shared.jobs import JobStatus, SummarizeRequest
 from shared.services import build_services

@@ -75,7 +75,10 @@ def create_stub_app(state: StubState | None = None) -> Starlette:
 @contextlib.contextmanager
 def serve_in_thread(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
     """Serve an ASGI app on a free port in a background thread; yields its base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=0, log_level="warning"))
+    config = uvicorn.Config(
+        app, host=host, port=0, log_level="warning", timeout_graceful_shutdown=1
+    )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="asgi-stub", daemon=True)
     thread.start()
     for _ in range(500):

@@ -1,0 +1,149 @@
+"""Integration tier: real Azurite, the project's Service Bus emulator, the real SDKs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from devtools.downstream_stub import StubState, create_stub_app, serve_in_thread
+from devtools.processes import stop_process
+from devtools.servicebus_emulator.process import start_emulator
+from functions.http_api import create_api
+from shared.config import Settings
+from shared.services import Services, ServicesProvider, build_services
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+APP_QUEUES = ("summarize", "embed", "sync")
+QUEUE_PROPERTIES = {
+    "MaxDeliveryCount": 5,
+    "LockDuration": "PT5S",
+    "DefaultMessageTimeToLive": "PT1H",
+    "DeadLetteringOnMessageExpiration": True,
+    "RequiresDuplicateDetection": True,
+    "DuplicateDetectionHistoryTimeWindow": "PT10M",
+    "RequiresSession": False,
+    "ForwardTo": "",
+    "ForwardDeadLetteredMessagesTo": "",
+}
+
+
+def emulator_config(queues: tuple[str, ...] = APP_QUEUES) -> dict[str, Any]:
+    """The app's queues as the official emulator's Config.json declares them (short locks)."""
+    return {
+        "UserConfig": {
+            "Namespaces": [
+                {
+                    "Name": "sbemulatorns",
+                    "Queues": [{"Name": q, "Properties": QUEUE_PROPERTIES} for q in queues],
+                    "Topics": [],
+                }
+            ],
+            "Logging": {"Type": "Console"},
+        }
+    }
+
+
+@pytest.fixture(scope="module")
+def app_service_bus() -> Iterator[Any]:
+    """An emulator per test module, with the app's queues declared as in Azure."""
+    with start_emulator(emulator_config()) as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def downstream() -> Iterator[tuple[str, StubState]]:
+    state = StubState()
+    with serve_in_thread(create_stub_app(state)) as url:
+        yield url, state
+
+
+@pytest.fixture(scope="module")
+def app_env(
+    storage_connection_string: str, app_service_bus: Any, downstream: tuple[str, StubState]
+) -> dict[str, str]:
+    """App settings for one test module: its own tables, so modules never see each other."""
+    suffix = uuid.uuid4().hex[:8]
+    return {
+        "AzureWebJobsStorage": storage_connection_string,
+        "ServiceBusConnection": app_service_bus.connection_string,
+        "JOBS_TABLE_NAME": f"jobs{suffix}",
+        "IDEMPOTENCY_TABLE_NAME": f"idem{suffix}",
+        "AUDIT_TABLE_NAME": f"audit{suffix}",
+        "PAYLOAD_CONTAINER_NAME": f"payloads{suffix}",
+        "SYNC_TARGETS": json.dumps({"crm": downstream[0]}),
+        "RETRY_BASE_SECONDS": "0.2",
+        "RETRY_MAX_SECONDS": "1",
+        "RETRY_MAX_ATTEMPTS": "3",
+        "JOB_TIMEOUT_SECONDS": "60",
+    }
+
+
+@pytest.fixture(scope="module")
+async def services(app_env: dict[str, str]) -> AsyncIterator[Services]:
+    built = await build_services(Settings.from_env(app_env))
+    yield built
+    await built.aclose()
+
+
+@pytest.fixture(scope="module")
+async def api(services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    async def ready() -> Services:
+        return services
+
+    app = create_api(ServicesProvider(ready), max_request_bytes=services.settings.max_request_bytes)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+class HostProcess:
+    """`python -m devtools.host` in a child process, as `make run` starts it."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "devtools.host", "--port", "0", "--no-timers"],
+            cwd=REPO_ROOT,
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            start_new_session=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.startswith("host listening on "):
+            self.stop()
+            raise RuntimeError(f"host did not start: {line!r}\n{log_path.read_text()[-3000:]}")
+        self.base_url = line.split()[-1].removesuffix("/api")
+
+    def kill(self) -> None:
+        """Crash it: SIGKILL, no chance to settle or clean up."""
+        os.killpg(os.getpgid(self.process.pid), signal.SIGKILL)
+        self.process.wait(10)
+        self._log.close()
+
+    def stop(self) -> None:
+        stop_process(self.process)
+        self._log.close()
+
+
+@contextlib.contextmanager
+def run_host(env: dict[str, str], log_path: Path) -> Iterator[HostProcess]:
+    host = HostProcess(env, log_path)
+    try:
+        yield host
+    finally:
+        host.stop()

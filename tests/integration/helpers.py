@@ -1,0 +1,41 @@
+"""Small helpers shared by the worker tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+
+
+async def wait_for_status(
+    http: httpx.AsyncClient, job_id: str, statuses: set[str], within: float = 40.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + within
+    while True:
+        doc = (await http.get(f"/api/jobs/{job_id}")).json()
+        if doc["status"] in statuses:
+            return doc
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} stayed {doc['status']}: {doc}")
+        await asyncio.sleep(0.2)
+
+
+def script(downstream: Any, record_id: str, responses: list[dict[str, Any]]) -> None:
+    url, _ = downstream
+    httpx.post(f"{url}/_script", json={"record_id": record_id, "responses": responses})
+
+
+def calls_for(downstream: Any, record_id: str) -> list[dict[str, Any]]:
+    _, state = downstream
+    return [c for c in state.calls if c["record_id"] == record_id]
+
+
+async def submit_sync(http: httpx.AsyncClient, record_id: str) -> str:
+    response = await http.post(
+        "/api/jobs",
+        json={"type": "sync", "input": {"target": "crm", "record": {"id": record_id}}},
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
