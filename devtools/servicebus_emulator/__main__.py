@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if logging.getLogger().level > logging.DEBUG:
+        # proton logs a client's abrupt disconnect as an error; it is routine here.
+        logging.getLogger("proton").setLevel(logging.CRITICAL)
     try:
         queues = load_config(args.config) if args.config else None
     except ConfigError as exc:
