@@ -105,15 +105,19 @@ class JobQueue:
         self.queue_names = dict(queue_names)
         self._senders: dict[JobType, ServiceBusSender] = {}
         self._lock = asyncio.Lock()
+        self._send_locks = {job_type: asyncio.Lock() for job_type in JobType}
 
     async def send(self, message: JobMessage, *, scheduled_at: datetime | None = None) -> None:
         sender = await self._sender(message.job_type)
         sb_message = message.to_service_bus()
         try:
-            if scheduled_at is None:
-                await sender.send_messages(sb_message)
-            else:
-                await sender.schedule_messages(sb_message, scheduled_at)
+            # The SDK's senders are not coroutine-safe: concurrent sends on one sender can
+            # tear down its connection under each other. One send at a time per queue.
+            async with self._send_locks[message.job_type]:
+                if scheduled_at is None:
+                    await sender.send_messages(sb_message)
+                else:
+                    await sender.schedule_messages(sb_message, scheduled_at)
         except ServiceBusError as exc:
             await self._drop_sender(message.job_type, sender)
             raise ServiceUnavailable(
@@ -133,10 +137,18 @@ class JobQueue:
             await sender.close()
 
     async def _sender(self, job_type: JobType) -> ServiceBusSender:
+        """The queue's sender, opened once. Opening happens under the lock: the SDK's sender
+        is not safe to open from several coroutines at once."""
         async with self._lock:
             sender = self._senders.get(job_type)
             if sender is None:
                 sender = self._client.get_queue_sender(self.queue_names[job_type])
+                try:
+                    await sender.__aenter__()
+                except ServiceBusError as exc:
+                    raise ServiceUnavailable(
+                        f"could not open queue {self.queue_names[job_type]!r}: {exc}"
+                    ) from exc
                 self._senders[job_type] = sender
             return sender
 

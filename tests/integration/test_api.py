@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -209,3 +210,27 @@ async def test_health_is_503_when_service_bus_is_down(broken_bus):
 async def test_rows_for_unknown_ids_raise_not_found(services):
     with pytest.raises(NotFound):
         await services.store.get(str(uuid.uuid4()))
+
+
+async def test_concurrent_submits_all_reach_the_queue(api, services, app_service_bus):
+    responses = await asyncio.gather(
+        *(
+            api.post("/api/jobs", json={"type": "embed", "input": {"texts": [f"text {i}"]}})
+            for i in range(20)
+        )
+    )
+    assert [r.status_code for r in responses] == [202] * 20
+    ids = {r.json()["id"] for r in responses}
+    async with (
+        ServiceBusClient.from_connection_string(app_service_bus.connection_string) as client,
+        client.get_queue_receiver("embed") as receiver,
+    ):
+        seen: set[str] = set()
+        for _ in range(20):
+            batch = await receiver.receive_messages(max_message_count=50, max_wait_time=1)
+            for message in batch:
+                await receiver.complete_message(message)
+                seen.add(str(message.message_id))
+            if ids <= seen:
+                break
+    assert ids <= seen
