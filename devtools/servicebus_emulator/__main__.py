@@ -70,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     broker = Broker(queues, should_stop=lambda: stopping)
     container = Container(broker)
     container.container_id = "servicebus-emulator"
-    broker.acceptor = container.listen(f"{args.host}:{port}")
+    try:
+        broker.acceptor = container.listen(f"{args.host}:{port}")
+    except Exception as exc:  # e.g. taken between the check above and now
+        print(f"error: cannot listen on {args.host}:{port}: {exc}", file=sys.stderr)
+        return 2
     print(f"listening on {args.host}:{port}", flush=True)
     logging.getLogger(__name__).info("connection string: %s", connection_string(args.host, port))
     container.run()

@@ -36,6 +36,7 @@ TICK_SECONDS = 0.05
 INCOMING_CREDIT = 500
 LOCK_LOST = "com.microsoft:message-lock-lost"
 DEAD_LETTER_CONDITION = "com.microsoft:dead-letter"
+SESSION_FILTER = "com.microsoft:session-filter"
 
 
 class NotFound(Exception):
@@ -166,6 +167,14 @@ class Broker(Handler):
             link.condition = Condition("amqp:not-found", str(exc))
             link.close()
             return
+        if link.is_sender and _wants_session(link):
+            log.warning("attach refused: session receiver on %s", queue.name)
+            link.open()
+            link.condition = Condition(
+                "amqp:not-implemented", "sessions are not supported by this emulator"
+            )
+            link.close()
+            return
         link.open()
         if kind == "management":
             if link.is_sender:
@@ -285,7 +294,9 @@ class Broker(Handler):
                 self._on_incoming(link, delivery, bytes(raw or b""))
                 if link.credit < INCOMING_CREDIT // 2:
                     link.flow(INCOMING_CREDIT - link.credit)
-        elif delivery.updated and not delivery.settled:
+        elif delivery.updated:
+            # Unsettled dispositions (complete, abandon, ...) wait for the outcome to be echoed;
+            # pre-settled ones (the SDK releases prefetched messages that way on close) do not.
             self._on_settlement(link, delivery)
 
     def _on_incoming(self, link: Link, delivery: Delivery, raw: bytes) -> None:
@@ -343,10 +354,14 @@ class Broker(Handler):
                 queue.abandon(token, count_delivery=False)
             else:
                 return  # RECEIVED or unknown: not a settlement
-            delivery.update(state)
+            if not delivery.settled:
+                delivery.update(state)
         except LockLost as exc:
-            delivery.local.condition = Condition(LOCK_LOST, str(exc))
-            delivery.update(Disposition.REJECTED)
+            if not delivery.settled:
+                delivery.local.condition = Condition(LOCK_LOST, str(exc))
+                delivery.update(Disposition.REJECTED)
+            else:
+                log.info("pre-settled disposition ignored: %s", exc)
         delivery.settle()
 
     # ---- request/response (management and cbs) -------------------------------------------
@@ -416,6 +431,19 @@ def _dead_letter_details(condition: Condition | None) -> tuple[str, str]:
         or ""
     )
     return str(reason), str(description)
+
+
+def _wants_session(link: Link) -> bool:
+    """Whether a receiving client asked for a session (the SDK sends a session filter)."""
+    try:
+        filters = link.remote_source.filter
+        filters.rewind()
+        if not filters.next():
+            return False
+        value = filters.get_object()
+    except Exception:
+        return False
+    return isinstance(value, dict) and any(str(key) == SESSION_FILTER for key in value)
 
 
 def _new_delivery(link: Link, tag: bytes) -> Delivery:

@@ -143,7 +143,11 @@ def _queue_settings(properties: dict[str, Any], where: str, fail: Any) -> QueueS
             values[field_name] = value
     settings = QueueSettings(**values)
     if settings.requires_session:
-        log.warning("%s: RequiresSession is not supported; the queue works without sessions", where)
+        log.warning(
+            "%s: RequiresSession is not supported: the queue works without sessions and "
+            "session receivers are refused",
+            where,
+        )
     return settings
 
 

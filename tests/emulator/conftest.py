@@ -22,11 +22,13 @@ CONFIGURED_QUEUES = [
     queue("renewed", LockDuration="PT1S"),
     queue("renewed-async", LockDuration="PT3S"),
     queue("lock-lost", LockDuration="PT1S"),
+    queue("lock-lost-async", LockDuration="PT1S"),
     queue("max-two", LockDuration="PT5S", MaxDeliveryCount=2),
+    queue("max-two-async", LockDuration="PT5S", MaxDeliveryCount=2),
     queue("ttl-dead-letter", DeadLetteringOnMessageExpiration=True),
-    queue("ttl-drop", DeadLetteringOnMessageExpiration=False),
-    queue("default-ttl", DefaultMessageTimeToLive="PT1S", DeadLetteringOnMessageExpiration=True),
+    queue("ttl-drop", DeadLetteringOnMessageExpiration=False, DefaultMessageTimeToLive="PT1S"),
     queue("dedupe", RequiresDuplicateDetection=True, DuplicateDetectionHistoryTimeWindow="PT1M"),
+    queue("dedupe-async", RequiresDuplicateDetection=True),
     queue(
         "dedupe-short", RequiresDuplicateDetection=True, DuplicateDetectionHistoryTimeWindow="PT1S"
     ),

@@ -7,13 +7,15 @@ from collections import Counter
 
 from azure.servicebus import ServiceBusClient, ServiceBusMessage
 
+from tests.emulator.helpers import open_sender
+
 MESSAGES = 200
 RECEIVERS = 4
 
 
 def test_competing_consumers_get_each_message_once(servicebus_connection_string, queue_name):
     with ServiceBusClient.from_connection_string(servicebus_connection_string) as sb:
-        with sb.get_queue_sender(queue_name) as sender:
+        with open_sender(sb, queue_name) as sender:
             for start in range(0, MESSAGES, 50):
                 sender.send_messages([ServiceBusMessage(f"m{i}") for i in range(start, start + 50)])
     seen: Counter[int] = Counter()
@@ -25,7 +27,7 @@ def test_competing_consumers_get_each_message_once(servicebus_connection_string,
             with ServiceBusClient.from_connection_string(servicebus_connection_string) as sb:
                 with sb.get_queue_receiver(queue_name, prefetch_count=5) as receiver:
                     idle = 0
-                    while idle < 2:
+                    while idle < 2 and len(seen) < MESSAGES:
                         batch = receiver.receive_messages(max_message_count=5, max_wait_time=1)
                         idle = 0 if batch else idle + 1
                         for message in batch:
@@ -47,7 +49,7 @@ def test_competing_consumers_get_each_message_once(servicebus_connection_string,
 
 def test_prefetch_delivers_up_to_the_credit(servicebus_connection_string, queue_name):
     with ServiceBusClient.from_connection_string(servicebus_connection_string) as sb:
-        with sb.get_queue_sender(queue_name) as sender:
+        with open_sender(sb, queue_name) as sender:
             sender.send_messages([ServiceBusMessage(f"p{i}") for i in range(30)])
         with sb.get_queue_receiver(queue_name, prefetch_count=20) as receiver:
             first = receiver.receive_messages(max_message_count=1, max_wait_time=5)
@@ -67,7 +69,7 @@ def test_prefetch_delivers_up_to_the_credit(servicebus_connection_string, queue_
 def test_many_connections_send_at_once(servicebus_connection_string, queue_name):
     def send(worker: int) -> None:
         with ServiceBusClient.from_connection_string(servicebus_connection_string) as sb:
-            with sb.get_queue_sender(queue_name) as sender:
+            with open_sender(sb, queue_name) as sender:
                 sender.send_messages([ServiceBusMessage(f"w{worker}-{i}") for i in range(10)])
 
     threads = [threading.Thread(target=send, args=(n,)) for n in range(8)]
@@ -80,3 +82,28 @@ def test_many_connections_send_at_once(servicebus_connection_string, queue_name)
             peeked = receiver.peek_messages(max_message_count=100)
             assert len(peeked) == 80
             assert len({m.sequence_number for m in peeked}) == 80
+
+
+def test_prefetched_messages_are_released_when_a_receiver_closes(
+    servicebus_connection_string, queue_name
+):
+    """The SDK releases its unread prefetched messages on close; nobody waits for a lock."""
+    with ServiceBusClient.from_connection_string(servicebus_connection_string) as sb:
+        with open_sender(sb, queue_name) as sender:
+            sender.send_messages([ServiceBusMessage(f"r{i}") for i in range(5)])
+        with sb.get_queue_receiver(queue_name, prefetch_count=10) as first:
+            (taken,) = first.receive_messages(max_message_count=1, max_wait_time=5)
+            first.complete_message(taken)
+        # The default LockDuration is 60 s: these arrive now only if they were released.
+        with sb.get_queue_receiver(queue_name) as second:
+            rest = []
+            for _ in range(5):
+                rest += second.receive_messages(max_message_count=4, max_wait_time=2)
+                if len(rest) >= 4:
+                    break
+            assert sorted(str(m) for m in rest) == sorted(
+                f"r{i}" for i in range(5) if f"r{i}" != str(taken)
+            )
+            assert [m.delivery_count for m in rest] == [0, 0, 0, 0]  # a release is no attempt
+            for message in rest:
+                second.complete_message(message)

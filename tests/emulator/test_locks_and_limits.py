@@ -22,16 +22,17 @@ from azure.servicebus.exceptions import (
     ServiceBusError,
 )
 
-from tests.emulator.test_send_receive import receive
+from devtools.servicebus_emulator.process import RunningEmulator
+from tests.emulator.helpers import open_sender, receive
 
 
-def client(emulator) -> ServiceBusClient:
+def client(emulator: RunningEmulator) -> ServiceBusClient:
     return ServiceBusClient.from_connection_string(emulator.connection_string)
 
 
 def test_an_expired_lock_makes_the_message_available_again(configured):
     with client(configured) as sb:
-        with sb.get_queue_sender("short-lock") as sender:
+        with open_sender(sb, "short-lock") as sender:
             sender.send_messages(ServiceBusMessage("slow worker"))
         with sb.get_queue_receiver("short-lock") as receiver:
             (first,) = receive(receiver, 1)
@@ -45,7 +46,7 @@ def test_an_expired_lock_makes_the_message_available_again(configured):
 
 def test_settling_after_the_lock_expired_raises_lock_lost(configured):
     with client(configured) as sb:
-        with sb.get_queue_sender("lock-lost") as sender:
+        with open_sender(sb, "lock-lost") as sender:
             sender.send_messages(ServiceBusMessage("too late"))
         with sb.get_queue_receiver("lock-lost") as receiver:
             (message,) = receive(receiver, 1)
@@ -71,7 +72,7 @@ CRASHING_RECEIVER = textwrap.dedent(
 
 def test_a_receiver_killed_mid_lock_gets_its_message_redelivered(configured):
     with client(configured) as sb:
-        with sb.get_queue_sender("crash") as sender:
+        with open_sender(sb, "crash") as sender:
             sender.send_messages(ServiceBusMessage("survives", message_id="crash-1"))
         crashed = subprocess.run(
             [sys.executable, "-c", CRASHING_RECEIVER, configured.connection_string],
@@ -91,13 +92,13 @@ def test_a_receiver_killed_mid_lock_gets_its_message_redelivered(configured):
 
 def test_max_delivery_count_dead_letters_the_message(configured):
     with client(configured) as sb:
-        with sb.get_queue_sender("max-two") as sender:
+        with open_sender(sb, "max-two") as sender:
             sender.send_messages(ServiceBusMessage("poison", message_id="poison-1"))
         with sb.get_queue_receiver("max-two") as receiver:
             for _ in range(2):  # MaxDeliveryCount = 2
                 (message,) = receive(receiver, 1)
                 receiver.abandon_message(message)
-            assert receiver.receive_messages(max_message_count=1, max_wait_time=0.5) == []
+            assert receiver.peek_messages(max_message_count=5) == []  # gone, not just hidden
         with sb.get_queue_receiver("max-two", sub_queue=ServiceBusSubQueue.DEAD_LETTER) as dlq:
             (dead,) = receive(dlq, 1)
             assert dead.message_id == "poison-1"
@@ -106,44 +107,33 @@ def test_max_delivery_count_dead_letters_the_message(configured):
             dlq.complete_message(dead)
 
 
-@pytest.mark.parametrize(
-    ("queue", "dead_lettered"), [("ttl-dead-letter", True), ("ttl-drop", False)]
-)
-def test_expired_messages_are_dead_lettered_or_dropped(configured, queue, dead_lettered):
+def test_expired_messages_are_dead_lettered_or_dropped(configured):
+    """A message's own time-to-live and the queue's DefaultMessageTimeToLive, both outcomes."""
     with client(configured) as sb:
-        with sb.get_queue_sender(queue) as sender:
+        with open_sender(sb, "ttl-dead-letter") as sender:
             sender.send_messages(
-                ServiceBusMessage(
-                    "stale", message_id=f"ttl-{queue}", time_to_live=dt.timedelta(seconds=1)
-                )
+                ServiceBusMessage("stale", message_id="ttl-1", time_to_live=dt.timedelta(seconds=1))
             )
+        with open_sender(sb, "ttl-drop") as sender:  # DefaultMessageTimeToLive PT1S
+            sender.send_messages(ServiceBusMessage("short-lived", message_id="ttl-2"))
         time.sleep(1.5)  # the SDK sends whole seconds of time-to-live
-        with sb.get_queue_receiver(queue) as receiver:
+        with sb.get_queue_receiver("ttl-drop") as receiver:
             assert receiver.peek_messages(max_message_count=5) == []
-        with sb.get_queue_receiver(queue, sub_queue=ServiceBusSubQueue.DEAD_LETTER) as dlq:
-            dead = dlq.receive_messages(max_message_count=5, max_wait_time=1)
-            if dead_lettered:
-                assert [m.message_id for m in dead] == [f"ttl-{queue}"]
-                assert dead[0].dead_letter_reason == "TTLExpiredException"
-                dlq.complete_message(dead[0])
-            else:
-                assert dead == []
-
-
-def test_the_queue_default_time_to_live_applies(configured):
-    with client(configured) as sb:
-        with sb.get_queue_sender("default-ttl") as sender:
-            sender.send_messages(ServiceBusMessage("short-lived"))
-        time.sleep(1.3)  # DefaultMessageTimeToLive PT1S
-        with sb.get_queue_receiver("default-ttl", sub_queue=ServiceBusSubQueue.DEAD_LETTER) as dlq:
+        with sb.get_queue_receiver("ttl-drop", sub_queue=ServiceBusSubQueue.DEAD_LETTER) as dlq:
+            assert dlq.peek_messages(max_message_count=5) == []
+        with sb.get_queue_receiver(
+            "ttl-dead-letter", sub_queue=ServiceBusSubQueue.DEAD_LETTER
+        ) as dlq:
             (dead,) = receive(dlq, 1)
+            assert dead.message_id == "ttl-1"
             assert dead.dead_letter_reason == "TTLExpiredException"
+            assert dead.dead_letter_source == "ttl-dead-letter"
             dlq.complete_message(dead)
 
 
 def test_duplicate_message_ids_are_dropped_within_the_window(configured):
     with client(configured) as sb:
-        with sb.get_queue_sender("dedupe") as sender:
+        with open_sender(sb, "dedupe") as sender:
             sender.send_messages(ServiceBusMessage("first", message_id="same"))
             sender.send_messages(ServiceBusMessage("second", message_id="same"))
             sender.send_messages(ServiceBusMessage("other", message_id="different"))
@@ -157,7 +147,7 @@ def test_duplicate_message_ids_are_dropped_within_the_window(configured):
 
 def test_a_message_id_is_accepted_again_after_the_window(configured):
     with client(configured) as sb:
-        with sb.get_queue_sender("dedupe-short") as sender:
+        with open_sender(sb, "dedupe-short") as sender:
             sender.send_messages(ServiceBusMessage("first", message_id="again"))
             time.sleep(1.2)  # DuplicateDetectionHistoryTimeWindow PT1S
             sender.send_messages(ServiceBusMessage("second", message_id="again"))
@@ -170,17 +160,17 @@ def test_a_message_id_is_accepted_again_after_the_window(configured):
 
 def test_auto_lock_renewer_keeps_the_lock_past_its_duration(configured):
     with client(configured) as sb:
-        with sb.get_queue_sender("renewed") as sender:
+        with open_sender(sb, "renewed") as sender:
             sender.send_messages(ServiceBusMessage("long job"))
         renewer = AutoLockRenewer(max_lock_renewal_duration=10)
         with sb.get_queue_receiver("renewed") as receiver:
             (message,) = receive(receiver, 1)
             renewer.register(receiver, message)
             first_lock = message.locked_until_utc
-            time.sleep(2.5)  # LockDuration PT1S: without renewal it would be gone
+            time.sleep(1.6)  # LockDuration PT1S: without renewal it would be gone
             assert message.locked_until_utc > first_lock
             receiver.complete_message(message)
-            assert receiver.receive_messages(max_message_count=1, max_wait_time=0.5) == []
+            assert receiver.peek_messages(max_message_count=5) == []  # gone, not just hidden
         renewer.close()
 
 
@@ -191,5 +181,18 @@ def test_unknown_queue_is_refused_when_queues_come_from_config(configured):
             with sb.get_queue_receiver(name) as receiver:
                 receiver.receive_messages(max_message_count=1, max_wait_time=1)
         # The SDK's sender reports the refused link as a generic error.
-        with pytest.raises(ServiceBusError), sb.get_queue_sender(name) as sender:
+        with pytest.raises(ServiceBusError), open_sender(sb, name) as sender:
             sender.send_messages(ServiceBusMessage("lost"))
+
+
+def test_session_receivers_are_refused_with_a_clear_error(servicebus_connection_string, queue_name):
+    with ServiceBusClient.from_connection_string(servicebus_connection_string, retry_total=0) as sb:
+        with open_sender(sb, queue_name) as sender:  # a session id on a message is just kept
+            sender.send_messages(ServiceBusMessage("in a session", session_id="s-1"))
+        with pytest.raises(ServiceBusError, match="sessions are not supported"):
+            with sb.get_queue_receiver(queue_name, session_id="s-1") as receiver:
+                receiver.receive_messages(max_message_count=1, max_wait_time=1)
+        with sb.get_queue_receiver(queue_name) as receiver:
+            (message,) = receive(receiver, 1)
+            assert message.session_id == "s-1"
+            receiver.complete_message(message)

@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from azure.servicebus import ServiceBusClient, ServiceBusMessage
 
-from devtools.servicebus_emulator.config import parse_duration
+from devtools.servicebus_emulator.config import load_config, parse_duration
 from devtools.servicebus_emulator.process import REPO_ROOT, start_emulator
+from tests.emulator.helpers import open_sender
 
 
 def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -78,13 +80,49 @@ def test_sigterm_stops_it_cleanly_and_frees_the_port():
 
 
 def test_shipped_config_declares_the_app_queues():
-    from devtools.servicebus_emulator.config import load_config
-
     queues = load_config(REPO_ROOT / "devtools" / "servicebus.config.json")
     assert set(queues) == {"summarize", "embed", "sync"}
-    assert all(
-        q.max_delivery_count == 5 and q.requires_duplicate_detection for q in queues.values()
+    for settings in queues.values():
+        assert settings.max_delivery_count == 5
+        assert settings.lock_duration == 60
+        assert settings.dead_letter_on_expiration
+        assert settings.requires_duplicate_detection
+        assert settings.duplicate_window == 600
+
+
+def test_the_shipped_config_serves_its_queues():
+    with start_emulator(REPO_ROOT / "devtools" / "servicebus.config.json") as emulator:
+        with ServiceBusClient.from_connection_string(emulator.connection_string) as sb:
+            with open_sender(sb, "summarize") as sender:
+                sender.send_messages(ServiceBusMessage("job", message_id="job-1"))
+                sender.send_messages(ServiceBusMessage("job again", message_id="job-1"))
+            with sb.get_queue_receiver("summarize") as receiver:
+                assert [str(m) for m in receiver.peek_messages(max_message_count=5)] == ["job"]
+
+
+def test_topics_are_warned_about_and_ignored(tmp_path: Path):
+    config = tmp_path / "Config.json"
+    namespace = {
+        "Name": "ns",
+        "Queues": [{"Name": "q", "Properties": {}}],
+        "Topics": [{"Name": "t", "Properties": {}, "Subscriptions": []}],
+    }
+    config.write_text(json.dumps({"UserConfig": {"Namespaces": [namespace]}}))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devtools.servicebus_emulator", "--port", "0", "--config", config],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("listening on 127.0.0.1:")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert "topics are not supported" in stderr
 
 
 @pytest.mark.parametrize(

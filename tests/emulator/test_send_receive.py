@@ -5,27 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 from azure.servicebus import (
-    ServiceBusClient,
     ServiceBusMessage,
     ServiceBusReceiveMode,
     ServiceBusSubQueue,
 )
 
-WAIT = 5
-
-
-def client(connection: str) -> ServiceBusClient:
-    return ServiceBusClient.from_connection_string(connection)
-
-
-def receive(receiver, count: int, **kwargs):
-    """Receive until `count` messages arrived (bounded)."""
-    got: list = []
-    for _ in range(20):
-        got += receiver.receive_messages(max_message_count=count - len(got), max_wait_time=WAIT)
-        if len(got) >= count:
-            break
-    return got
+from tests.emulator.helpers import WAIT, client, open_sender, receive
 
 
 def test_single_message_round_trips_every_field(servicebus_connection_string, queue_name):
@@ -39,7 +24,7 @@ def test_single_message_round_trips_every_field(servicebus_connection_string, qu
         time_to_live=dt.timedelta(minutes=5),
     )
     with client(servicebus_connection_string) as sb:
-        with sb.get_queue_sender(queue_name) as sender:
+        with open_sender(sb, queue_name) as sender:
             sender.send_messages(sent)
         with sb.get_queue_receiver(queue_name) as receiver:
             (message,) = receive(receiver, 1)
@@ -66,7 +51,7 @@ def test_single_message_round_trips_every_field(servicebus_connection_string, qu
 
 def test_list_and_batch_sends_keep_order_and_sequence(servicebus_connection_string, queue_name):
     with client(servicebus_connection_string) as sb:
-        with sb.get_queue_sender(queue_name) as sender:
+        with open_sender(sb, queue_name) as sender:
             sender.send_messages([ServiceBusMessage(f"list-{i}") for i in range(3)])
             batch = sender.create_message_batch()
             for i in range(3):
@@ -87,7 +72,7 @@ def test_list_and_batch_sends_keep_order_and_sequence(servicebus_connection_stri
 
 def test_abandon_redelivers_with_a_higher_delivery_count(servicebus_connection_string, queue_name):
     with client(servicebus_connection_string) as sb:
-        with sb.get_queue_sender(queue_name) as sender:
+        with open_sender(sb, queue_name) as sender:
             sender.send_messages(ServiceBusMessage("again"))
         with sb.get_queue_receiver(queue_name) as receiver:
             (first,) = receive(receiver, 1)
@@ -100,14 +85,14 @@ def test_abandon_redelivers_with_a_higher_delivery_count(servicebus_connection_s
 
 def test_dead_letter_keeps_reason_description_and_source(servicebus_connection_string, queue_name):
     with client(servicebus_connection_string) as sb:
-        with sb.get_queue_sender(queue_name) as sender:
+        with open_sender(sb, queue_name) as sender:
             sender.send_messages(ServiceBusMessage("poison", message_id="p-1"))
         with sb.get_queue_receiver(queue_name) as receiver:
             (message,) = receive(receiver, 1)
             receiver.dead_letter_message(
                 message, reason="PermanentFailure", error_description="downstream_400: no"
             )
-            assert receiver.receive_messages(max_message_count=1, max_wait_time=0.5) == []
+            assert receiver.peek_messages(max_message_count=5) == []  # gone, not just hidden
         with sb.get_queue_receiver(queue_name, sub_queue=ServiceBusSubQueue.DEAD_LETTER) as dlq:
             (dead,) = receive(dlq, 1)
             assert str(dead) == "poison"
@@ -120,7 +105,7 @@ def test_dead_letter_keeps_reason_description_and_source(servicebus_connection_s
 
 def test_defer_then_receive_deferred_by_sequence_number(servicebus_connection_string, queue_name):
     with client(servicebus_connection_string) as sb:
-        with sb.get_queue_sender(queue_name) as sender:
+        with open_sender(sb, queue_name) as sender:
             sender.send_messages(ServiceBusMessage("later"))
         with sb.get_queue_receiver(queue_name) as receiver:
             (message,) = receive(receiver, 1)
@@ -135,7 +120,7 @@ def test_defer_then_receive_deferred_by_sequence_number(servicebus_connection_st
 
 def test_receive_and_delete_takes_messages_for_good(servicebus_connection_string, queue_name):
     with client(servicebus_connection_string) as sb:
-        with sb.get_queue_sender(queue_name) as sender:
+        with open_sender(sb, queue_name) as sender:
             sender.send_messages([ServiceBusMessage("x"), ServiceBusMessage("y")])
         with sb.get_queue_receiver(
             queue_name, receive_mode=ServiceBusReceiveMode.RECEIVE_AND_DELETE
@@ -148,7 +133,7 @@ def test_receive_and_delete_takes_messages_for_good(servicebus_connection_string
 
 def test_peek_takes_no_lock_and_starts_where_asked(servicebus_connection_string, queue_name):
     with client(servicebus_connection_string) as sb:
-        with sb.get_queue_sender(queue_name) as sender:
+        with open_sender(sb, queue_name) as sender:
             sender.send_messages([ServiceBusMessage(f"p{i}") for i in range(4)])
         with sb.get_queue_receiver(queue_name) as receiver:
             peeked = receiver.peek_messages(max_message_count=10)
@@ -163,7 +148,7 @@ def test_peek_takes_no_lock_and_starts_where_asked(servicebus_connection_string,
 
 def test_renew_lock_moves_locked_until(servicebus_connection_string, queue_name):
     with client(servicebus_connection_string) as sb:
-        with sb.get_queue_sender(queue_name) as sender:
+        with open_sender(sb, queue_name) as sender:
             sender.send_messages(ServiceBusMessage("hold"))
         with sb.get_queue_receiver(queue_name) as receiver:
             (message,) = receive(receiver, 1)
@@ -174,44 +159,50 @@ def test_renew_lock_moves_locked_until(servicebus_connection_string, queue_name)
             receiver.complete_message(message)
 
 
+def not_before(moment: dt.datetime) -> bool:
+    """Now is at or after `moment` (the wire carries whole milliseconds)."""
+    return dt.datetime.now(dt.UTC) >= moment - dt.timedelta(milliseconds=5)
+
+
 def test_schedule_and_cancel(servicebus_connection_string, queue_name):
+    at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1.5)
     with client(servicebus_connection_string) as sb:
-        with sb.get_queue_sender(queue_name) as sender:
+        with open_sender(sb, queue_name) as sender:
             kept, cancelled = sender.schedule_messages(
-                [ServiceBusMessage("kept"), ServiceBusMessage("cancelled")],
-                dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3),
+                [ServiceBusMessage("kept"), ServiceBusMessage("cancelled")], at
             )
             sender.cancel_scheduled_messages(cancelled)
         with sb.get_queue_receiver(queue_name) as receiver:
             peeked = receiver.peek_messages(max_message_count=5)
             assert [m.sequence_number for m in peeked] == [kept]
             assert peeked[0].scheduled_enqueue_time_utc is not None
-            assert receiver.receive_messages(max_message_count=1, max_wait_time=0.3) == []
+            assert abs(peeked[0].scheduled_enqueue_time_utc - at) < dt.timedelta(seconds=1)
             (message,) = receive(receiver, 1)
+            assert not_before(at)  # it was not handed out before its time
             assert str(message) == "kept"
             assert message.sequence_number == kept
             receiver.complete_message(message)
-            assert receiver.receive_messages(max_message_count=1, max_wait_time=0.5) == []
+            assert receiver.peek_messages(max_message_count=5) == []  # gone, not just hidden
 
 
 def test_scheduled_enqueue_time_on_a_sent_message_delays_it(
     servicebus_connection_string, queue_name
 ):
-    message = ServiceBusMessage("delayed")
+    at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1.5)
+    message = ServiceBusMessage("delayed", scheduled_enqueue_time_utc=at)
     with client(servicebus_connection_string) as sb:
-        with sb.get_queue_sender(queue_name) as sender:
-            message.scheduled_enqueue_time_utc = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3)
+        with open_sender(sb, queue_name) as sender:
             sender.send_messages(message)
         with sb.get_queue_receiver(queue_name) as receiver:
-            assert receiver.receive_messages(max_message_count=1, max_wait_time=0.3) == []
             (received,) = receive(receiver, 1)
+            assert not_before(at)
             assert str(received) == "delayed"
             receiver.complete_message(received)
 
 
 def test_many_settlements_never_stall(servicebus_connection_string, queue_name):
     with client(servicebus_connection_string) as sb:
-        with sb.get_queue_sender(queue_name) as sender:
+        with open_sender(sb, queue_name) as sender:
             for start in range(0, 200, 50):
                 sender.send_messages([ServiceBusMessage(f"m{i}") for i in range(start, start + 50)])
         with sb.get_queue_receiver(queue_name, prefetch_count=50) as receiver:
