@@ -13,9 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -25,7 +22,7 @@ from azure.servicebus.aio import ServiceBusClient
 
 from devtools.azurite import run_azurite
 from devtools.host import ServiceBusOptions
-from devtools.processes import stop_process
+from devtools.host_process import HostProcess
 from devtools.servicebus_emulator.process import start_emulator
 from shared.config import Settings
 from shared.jobs import JobStatus, SummarizeRequest
@@ -80,7 +77,7 @@ async def through_host(env: dict[str, str], count: int) -> float:
                     for _ in range(min(50, count - start))
                 )
             )
-        host = await asyncio.to_thread(start_host, env)
+        host = await asyncio.to_thread(HostProcess, env)
         try:
             started = time.perf_counter()
             deadline = started + TIME_LIMIT_SECONDS
@@ -92,27 +89,9 @@ async def through_host(env: dict[str, str], count: int) -> float:
                     raise TimeoutError(f"only {succeeded}/{count} jobs done")
                 await asyncio.sleep(0.25)
         finally:
-            stop_process(host)
+            host.stop()
     finally:
         await services.aclose()
-
-
-def start_host(env: dict[str, str]) -> subprocess.Popen[str]:
-    host = subprocess.Popen(
-        [sys.executable, "-m", "devtools.host", "--port", "0", "--no-timers"],
-        cwd=REPO_ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-    assert host.stdout is not None
-    line = host.stdout.readline()
-    if not line.startswith("host listening on"):
-        stop_process(host)
-        raise RuntimeError(f"host did not start: {line!r}")
-    return host
 
 
 async def main_async(count: int) -> dict[str, float]:

@@ -14,6 +14,7 @@ import azurefunctions.extensions.bindings.servicebus as servicebus
 from shared.config import QUEUE_NAME_SETTINGS, SERVICE_BUS
 from shared.jobs import JobType
 from shared.outcomes import carry_out
+from shared.queue import body_bytes
 from shared.services import ServicesProvider
 
 log = logging.getLogger(__name__)
@@ -45,15 +46,6 @@ class FunctionsSettlement:
         await asyncio.to_thread(self._actions.abandon, self._message)
 
 
-def message_body(message: servicebus.ServiceBusReceivedMessage) -> bytes:
-    body = message.body
-    if isinstance(body, bytes | bytearray):
-        return bytes(body)
-    if isinstance(body, str):
-        return body.encode("utf-8")
-    return b"".join(bytes(part) for part in body)
-
-
 async def handle_delivery(
     provider: ServicesProvider,
     message: servicebus.ServiceBusReceivedMessage,
@@ -62,7 +54,7 @@ async def handle_delivery(
     settlement = FunctionsSettlement(message, actions)
     try:
         services = await provider.get()
-        outcome, job_message = await services.processor.process(message_body(message))
+        outcome, job_message = await services.processor.process(body_bytes(message))
         await carry_out(outcome, job_message, services.queue, settlement)
     except Exception:
         log.exception(

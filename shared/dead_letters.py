@@ -28,7 +28,7 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.jobs import Job, JobStatus, JobType
-from shared.queue import JobMessage, JobQueue, copy_message_id
+from shared.queue import JobMessage, JobQueue, body_bytes, copy_message_id
 from shared.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class DeadLetterTools:
         self._client = client
         self._store = store
         self._queue = queue
-        self._audit = audit
+        self.audit = audit
         self._reconciled_up_to: dict[str, int] = {}
 
     @property
@@ -230,7 +230,7 @@ class DeadLetterTools:
                             await self._act_on_one(receiver, message, entry, act_on, report, held)
                             if progress is not None:
                                 progress(len(report.done), scanned)
-                            await self._audit.record(
+                            await self.audit.record(
                                 actor,
                                 f"dead_letter.{action}",
                                 f"{queue_name}/{entry.sequence_number}",
@@ -280,7 +280,7 @@ class DeadLetterTools:
     ) -> str | None:
         """Returns why it was skipped, or None when replayed."""
         try:
-            job_message = JobMessage.from_body(_body_bytes(message))
+            job_message = JobMessage.from_body(body_bytes(message))
         except PermanentError as exc:
             return f"not a job message ({exc.message}); inspect it, then purge it"
         try:
@@ -367,21 +367,12 @@ def _dead(row: Job, entry: DeadLetterEntry) -> Job | None:
     )
 
 
-def _body_bytes(message: ServiceBusReceivedMessage) -> bytes:
-    body = message.body
-    if isinstance(body, bytes | bytearray):
-        return bytes(body)
-    if isinstance(body, str):
-        return body.encode("utf-8")
-    return b"".join(bytes(part) for part in body)
-
-
 def _entry(
     queue_name: str, message: ServiceBusReceivedMessage, *, with_body: bool = False
 ) -> DeadLetterEntry:
     job_id: str | None = None
     attempt: int | None = None
-    raw = _body_bytes(message)
+    raw = body_bytes(message)
     try:
         parsed = JobMessage.from_body(raw)
         job_id, attempt = parsed.job_id, parsed.attempt

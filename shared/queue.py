@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from azure.servicebus import ServiceBusMessage
+from azure.servicebus import ServiceBusMessage, ServiceBusReceivedMessage
 from azure.servicebus.aio import ServiceBusClient, ServiceBusSender
 from azure.servicebus.exceptions import ServiceBusError
 
@@ -88,6 +88,16 @@ class JobMessage:
             input_ref=data.get("input_ref"),
             submitted_at=submitted_at,
         )
+
+
+def body_bytes(message: ServiceBusReceivedMessage) -> bytes:
+    """A received message's body as bytes, whatever form the SDK hands it in."""
+    body = message.body
+    if isinstance(body, bytes | bytearray):
+        return bytes(body)
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    return b"".join(bytes(part) for part in body)
 
 
 def copy_message_id(job_id: str, label: str) -> str:

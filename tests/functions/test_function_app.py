@@ -53,6 +53,9 @@ async def function_app(storage_connection_string: str, emulator: Any) -> AsyncIt
     try:
         yield module
     finally:
+        if module.app.startup_task_done:  # shut the ASGI app down here, not in __del__
+            await module.app.middleware.notify_shutdown()
+            module.app.startup_task_done = False
         await module.provider.aclose()
         sys.modules.pop("function_app", None)
         for name, value in saved.items():

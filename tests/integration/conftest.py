@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from devtools.downstream_stub import StubState, create_stub_app, serve_in_thread
-from devtools.processes import stop_process
 from devtools.servicebus_emulator.process import start_emulator
 from functions.http_api import create_api
 from shared.config import Settings
 from shared.services import Services, ServicesProvider, build_services
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 APP_QUEUES = ("summarize", "embed", "sync")
 QUEUE_PROPERTIES = {
     "MaxDeliveryCount": 5,
@@ -105,45 +97,3 @@ async def api(services: Services) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
-
-
-class HostProcess:
-    """`python -m devtools.host` in a child process, as `make run` starts it."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "devtools.host", "--port", "0", "--no-timers"],
-            cwd=REPO_ROOT,
-            env={**os.environ, **env},
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            text=True,
-            start_new_session=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line.startswith("host listening on "):
-            self.stop()
-            raise RuntimeError(f"host did not start: {line!r}\n{log_path.read_text()[-3000:]}")
-        self.base_url = line.split()[-1].removesuffix("/api")
-
-    def kill(self) -> None:
-        """Crash it: SIGKILL, no chance to settle or clean up."""
-        os.killpg(os.getpgid(self.process.pid), signal.SIGKILL)
-        self.process.wait(10)
-        self._log.close()
-
-    def stop(self) -> None:
-        stop_process(self.process)
-        self._log.close()
-
-
-@contextlib.contextmanager
-def run_host(env: dict[str, str], log_path: Path) -> Iterator[HostProcess]:
-    host = HostProcess(env, log_path)
-    try:
-        yield host
-    finally:
-        host.stop()

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import HostProcess, run_host
+from devtools.host_process import HostProcess, run_host
 from tests.integration.helpers import calls_for, script, submit_sync, wait_for_status
 
 pytestmark = pytest.mark.integration

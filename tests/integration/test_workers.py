@@ -14,7 +14,7 @@ import pytest
 from azure.servicebus import ServiceBusMessage
 from azure.servicebus.aio import ServiceBusClient
 
-from tests.integration.conftest import HostProcess, run_host
+from devtools.host_process import HostProcess, run_host
 from tests.integration.helpers import calls_for, script, submit_sync, wait_for_status
 
 pytestmark = pytest.mark.integration
