@@ -7,6 +7,8 @@ Settings come from local.settings.json when present, else local.settings.sample.
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import re
 import signal
@@ -28,7 +30,7 @@ from shared.errors import ConfigError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EMULATOR_CONFIG = REPO_ROOT / "devtools" / "servicebus.config.json"
 DEV_STORAGE_PORTS = {"Blob": 10000, "Queue": 10001, "Table": 10002}
-HOST_PORT = 7071
+DEFAULT_HOST_PORT = 7071
 
 
 class StartupError(Exception):
@@ -110,12 +112,24 @@ def _pass_through(process: subprocess.Popen[str]) -> None:
         sys.stdout.write(line)
 
 
-def run() -> int:
-    settings_file = apply_local_settings(None)
+def local_http_port(settings_file: Path | None) -> int:
+    """Host.LocalHttpPort from local.settings.json, the port `func start` uses too."""
+    if settings_file is None:
+        return DEFAULT_HOST_PORT
+    document = json.loads(settings_file.read_text(encoding="utf-8"))
+    port = (document.get("Host") or {}).get("LocalHttpPort", DEFAULT_HOST_PORT)
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise StartupError(f"{settings_file}: Host.LocalHttpPort must be a port number")
+    return port
+
+
+def run(settings: Path | None = None) -> int:
+    settings_file = apply_local_settings(settings)
+    host_port = local_http_port(settings_file)
     sb_port = service_bus_port(os.environ.get("ServiceBusConnection", ""))
     st_ports = storage_ports(os.environ.get("AzureWebJobsStorage", ""))
     check_ports(
-        [Port(HOST_PORT, "API and workers", "Host.LocalHttpPort")]
+        [Port(host_port, "API and workers", "Host.LocalHttpPort")]
         + [Port(n, f"Azurite {s.lower()}", "AzureWebJobsStorage") for s, n in st_ports.items()]
         + [Port(sb_port, "Service Bus emulator", "ServiceBusConnection")]
     )
@@ -143,19 +157,19 @@ def run() -> int:
             "service bus emulator: "
             + stack.enter_context(child(emulator, "listening on", "emulator"))
         )
-        host = [python, "-m", "devtools.host", "--port", str(HOST_PORT)]
+        host = [python, "-m", "devtools.host", "--port", str(host_port)]
         if settings_file is not None:
             host += ["--settings", str(settings_file)]
         stack.enter_context(child(host, "host listening on", "host"))
-        print(_banner(), flush=True)
+        print(_banner(host_port), flush=True)
         while not stop.is_set():
             time.sleep(0.2)
         print("\nstopping: host, emulator, azurite", flush=True)
     return 0
 
 
-def _banner() -> str:
-    base = f"http://localhost:{HOST_PORT}/api"
+def _banner(port: int) -> str:
+    base = f"http://localhost:{port}/api"
     return (
         f"\nConveyor is running at {base}  (Swagger UI: {base}/docs)\n"
         f"  curl -s -X POST {base}/jobs -H 'Content-Type: application/json' \\\n"
@@ -165,9 +179,14 @@ def _banner() -> str:
     )
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devtools.run_local", description=__doc__)
+    parser.add_argument(
+        "--settings", type=Path, help="a local.settings.json (default: ./, else the sample)"
+    )
+    args = parser.parse_args(argv)
     try:
-        return run()
+        return run(args.settings)
     except (StartupError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
