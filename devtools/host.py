@@ -36,6 +36,7 @@ from azure.servicebus import ServiceBusReceivedMessage
 from azure.servicebus.aio import AutoLockRenewer, ServiceBusClient, ServiceBusReceiver
 from croniter import croniter
 
+from devtools.logs import configure_logging
 from devtools.processes import port_is_free
 from shared.config import read_local_settings
 from shared.errors import ConfigError
@@ -416,13 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-timers", action="store_true", help="do not run timer triggers")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("azure", "uamqp", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(args.log_level, {name: logging.WARNING for name in ("azure", "uamqp")})
     try:
         apply_local_settings(args.settings)
         sys.path.insert(0, str(REPO_ROOT))

@@ -12,6 +12,7 @@ from types import FrameType
 
 from proton.reactor import Container
 
+from devtools.logs import configure_logging
 from devtools.servicebus_emulator import connection_string
 from devtools.servicebus_emulator.broker import Broker
 from devtools.servicebus_emulator.config import ConfigError, load_config
@@ -40,14 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, help="a Service Bus emulator Config.json")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if logging.getLogger().level > logging.DEBUG:
-        # proton logs a client's abrupt disconnect as an error; it is routine here.
-        logging.getLogger("proton").setLevel(logging.CRITICAL)
+    # proton logs a client's abrupt disconnect as an error; it is routine here.
+    configure_logging(args.log_level, {"proton": logging.CRITICAL})
     try:
         queues = load_config(args.config) if args.config else None
     except ConfigError as exc:
