@@ -81,11 +81,14 @@ class Broker(Handler):
     # ---- entities -----------------------------------------------------------------------
 
     def _create(self, name: str, settings: QueueSettings) -> Queue:
-        queue = Queue(name, settings, on_available=self._dispatch)
+        queue = Queue(name, settings, on_available=self._dispatch, lookup=self._lookup)
         self.queues[name.lower()] = queue
         log.info("queue %s ready (lock %ss, max delivery %d)", name, settings.lock_duration,
                  settings.max_delivery_count)  # fmt: skip
         return queue
+
+    def _lookup(self, name: str) -> Queue | None:
+        return self.queues.get(name.lower())
 
     def resolve(self, address: str | None) -> tuple[Queue, str]:
         """Address -> (queue or its DLQ, kind) where kind is 'entity', 'management' or 'cbs'."""

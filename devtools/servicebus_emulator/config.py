@@ -116,7 +116,29 @@ def parse_config(document: Any, source: str = "config") -> dict[str, QueueSettin
                 f"{queue_where}.Properties",
                 fail,
             )
+    _check_forwarding(queues, fail)
     return queues
+
+
+def _check_forwarding(queues: dict[str, QueueSettings], fail: Any) -> None:
+    """Forwarding targets must be other declared queues, and ForwardTo must not loop."""
+    known = {name.lower(): name for name in queues}
+    for name, settings in queues.items():
+        for key, target in (
+            ("ForwardTo", settings.forward_to),
+            ("ForwardDeadLetteredMessagesTo", settings.forward_dead_lettered_to),
+        ):
+            where = f"queue {name!r} {key}"
+            if target and target.lower() not in known:
+                raise fail(where, f"{target!r} is not a queue declared in this file")
+            if target and target.lower() == name.lower():
+                raise fail(where, "a queue cannot forward to itself")
+        chain, current = [name], settings.forward_to
+        while current:
+            if current.lower() in (c.lower() for c in chain):
+                raise fail(f"queue {name!r} ForwardTo", "loops: " + " -> ".join([*chain, current]))
+            chain.append(known[current.lower()])
+            current = queues[known[current.lower()]].forward_to
 
 
 def _queue_settings(properties: dict[str, Any], where: str, fail: Any) -> QueueSettings:

@@ -9,11 +9,18 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
-from devtools.servicebus_emulator.codec import Sections, encode_message, ms_timestamp, sym
+from devtools.servicebus_emulator.codec import (
+    APPLICATION_PROPERTIES,
+    Sections,
+    encode_message,
+    encode_section,
+    ms_timestamp,
+    sym,
+)
 from devtools.servicebus_emulator.config import QueueSettings
 
 log = logging.getLogger(__name__)
@@ -87,6 +94,8 @@ class Queue:
     settings: QueueSettings
     is_dead_letter: bool = False
     on_available: Callable[[Queue], None] = lambda queue: None
+    # Finds a forwarding target (ForwardTo, ForwardDeadLetteredMessagesTo) by name.
+    lookup: Callable[[str], Queue | None] = lambda name: None
     messages: dict[int, StoredMessage] = field(default_factory=dict)
     _available: list[int] = field(default_factory=list)  # heap of sequence numbers
     _scheduled: list[tuple[float, int]] = field(default_factory=list)
@@ -107,7 +116,10 @@ class Queue:
     # ---- arrival ------------------------------------------------------------------------
 
     def enqueue(self, sections: Sections, now: float | None = None) -> int | None:
-        """Store a message; returns its sequence number, or None if dropped as a duplicate."""
+        """Store a message; returns its sequence number, or None if dropped as a duplicate.
+
+        With ForwardTo the message goes on to the target queue (after this queue's duplicate
+        detection) and the number is the target's."""
         now = time.time() if now is None else now
         if self.settings.requires_duplicate_detection and not self.is_dead_letter:
             self._forget_old_ids(now)
@@ -117,6 +129,10 @@ class Queue:
                     log.info("%s: duplicate message id %s dropped", self.name, message_id)
                     return None
                 self._seen_ids[message_id] = now
+        target = self._forward_target(self.settings.forward_to)
+        if target is not None and not self.is_dead_letter:
+            log.debug("%s: forwarding %s to %s", self.name, sections.message_id, target.name)
+            return target.enqueue(sections, now)
         ttl = self.settings.default_ttl
         if sections.ttl_ms:
             ttl = min(ttl, sections.ttl_ms / 1000)
@@ -277,8 +293,19 @@ class Queue:
 
     def _move_to_dead_letters(self, message: StoredMessage, reason: str, description: str) -> None:
         self.messages.pop(message.sequence_number, None)
-        if self.dead_letters is not None:
+        target = self._forward_target(self.settings.forward_dead_lettered_to)
+        if target is not None:
+            target.enqueue(
+                _as_forwarded_dead_letter(message.sections, reason, description, self.name)
+            )
+            log.info("%s: message %d dead-lettered (%s) and forwarded to %s", self.name,
+                     message.sequence_number, reason, target.name)  # fmt: skip
+        elif self.dead_letters is not None:
             self.dead_letters.add_dead_letter(message, reason, description, self.name)
+
+    def _forward_target(self, name: str) -> Queue | None:
+        """The queue `name` forwards to; never from a dead-letter sub-queue."""
+        return self.lookup(name) if name and not self.is_dead_letter else None
 
     def _expire(self, message: StoredMessage) -> None:
         if self.settings.dead_letter_on_expiration:
@@ -353,3 +380,21 @@ class Queue:
 
     def owns_lock(self, token: uuid.UUID) -> bool:
         return token in self._locks
+
+
+def _as_forwarded_dead_letter(
+    sections: Sections, reason: str, description: str, source: str
+) -> Sections:
+    """A dead letter as it arrives in a ForwardDeadLetteredMessagesTo queue: a new message
+    that keeps the reason, description and source queue where a receiver can read them."""
+    properties = dict(sections.application_properties or {})
+    properties.update({"DeadLetterReason": reason, "DeadLetterErrorDescription": description})
+    annotations = dict(sections.annotations)
+    annotations[sym("x-opt-deadletter-source")] = source
+    annotations.pop(sym("x-opt-scheduled-enqueue-time"), None)
+    return replace(
+        sections,
+        annotations=annotations,
+        application_properties=properties,
+        raw_application_properties=encode_section(APPLICATION_PROPERTIES, properties),
+    )

@@ -32,6 +32,11 @@ CONFIGURED_QUEUES = [
     queue(
         "dedupe-short", RequiresDuplicateDetection=True, DuplicateDetectionHistoryTimeWindow="PT1S"
     ),
+    queue("forwarding", ForwardTo="forwarded-hop"),
+    queue("forwarded-hop", ForwardTo="forwarded"),
+    queue("forwarded"),
+    queue("dead-letters-forwarded", MaxDeliveryCount=1, ForwardDeadLetteredMessagesTo="parking"),
+    queue("parking"),
 ]
 CONFIG = {
     "UserConfig": {

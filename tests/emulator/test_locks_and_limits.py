@@ -131,6 +131,49 @@ def test_expired_messages_are_dead_lettered_or_dropped(configured):
             dlq.complete_message(dead)
 
 
+def test_forward_to_moves_messages_along_the_chain(configured):
+    with client(configured) as sb:
+        with open_sender(sb, "forwarding") as sender:
+            sender.send_messages(
+                ServiceBusMessage("onward", message_id="fwd-1", application_properties={"k": "v"})
+            )
+        with sb.get_queue_receiver("forwarding") as receiver:
+            assert receiver.peek_messages(max_message_count=5) == []
+        with sb.get_queue_receiver("forwarded") as receiver:
+            (message,) = receive(receiver, 1)
+            assert message.message_id == "fwd-1"
+            assert str(message) == "onward"
+            assert message.application_properties == {b"k": b"v"}
+            receiver.complete_message(message)
+
+
+def test_dead_letters_are_forwarded_with_their_reason(configured):
+    with client(configured) as sb:
+        with open_sender(sb, "dead-letters-forwarded") as sender:
+            sender.send_messages(ServiceBusMessage("poison", message_id="fwd-dl-1"))
+            sender.send_messages(ServiceBusMessage("bad input", message_id="fwd-dl-2"))
+        with sb.get_queue_receiver("dead-letters-forwarded") as receiver:
+            first, second = receive(receiver, 2)
+            receiver.abandon_message(first)  # MaxDeliveryCount = 1
+            receiver.dead_letter_message(second, reason="Invalid", error_description="no id")
+        with sb.get_queue_receiver(
+            "dead-letters-forwarded", sub_queue=ServiceBusSubQueue.DEAD_LETTER
+        ) as dlq:
+            assert dlq.peek_messages(max_message_count=5) == []
+        with sb.get_queue_receiver("parking") as parking:
+            messages = sorted(receive(parking, 2), key=lambda m: str(m.message_id))
+            assert [m.message_id for m in messages] == ["fwd-dl-1", "fwd-dl-2"]
+            assert [m.dead_letter_reason for m in messages] == [
+                "MaxDeliveryCountExceeded",
+                "Invalid",
+            ]
+            assert messages[1].dead_letter_error_description == "no id"
+            assert {m.dead_letter_source for m in messages} == {"dead-letters-forwarded"}
+            assert [m.delivery_count for m in messages] == [0, 0]
+            for message in messages:
+                parking.complete_message(message)
+
+
 def test_duplicate_message_ids_are_dropped_within_the_window(configured):
     with client(configured) as sb:
         with open_sender(sb, "dedupe") as sender:

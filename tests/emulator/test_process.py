@@ -59,6 +59,30 @@ def test_bad_properties_name_their_json_path(tmp_path: Path, properties, complai
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("queues", "complaint"),
+    [
+        ([{"Name": "a", "Properties": {"ForwardTo": "nowhere"}}], "'nowhere' is not a queue"),
+        ([{"Name": "a", "Properties": {"ForwardDeadLetteredMessagesTo": "a"}}], "to itself"),
+        (
+            [
+                {"Name": "a", "Properties": {"ForwardTo": "b"}},
+                {"Name": "b", "Properties": {"ForwardTo": "a"}},
+            ],
+            "loops: a -> b -> a",
+        ),
+    ],
+)
+def test_bad_forwarding_is_refused(tmp_path: Path, queues, complaint):
+    config = tmp_path / "Config.json"
+    config.write_text(
+        json.dumps({"UserConfig": {"Namespaces": [{"Name": "ns", "Queues": queues}]}})
+    )
+    result = run("--port", "0", "--config", str(config))
+    assert result.returncode == 2
+    assert complaint in result.stderr
+
+
 def test_busy_port_is_one_clear_line():
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
