@@ -1,0 +1,141 @@
+// Conveyor on Azure: a Flex Consumption Function App with a user-assigned identity, a Service
+// Bus namespace with one queue per job type, a Storage account (host storage, job tables,
+// claim-check blobs) and Application Insights. No keys: every connection uses the identity.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the azd environment; it seeds every resource name.')
+param environmentName string
+
+@minLength(1)
+@description('Region for every resource (one where Flex Consumption is offered).')
+@metadata({ azd: { type: 'location' } })
+param location string
+
+@description('Object id of a user or group given data access too, for the DLQ tools; empty for none.')
+param principalId string = ''
+
+@allowed(['User', 'Group', 'ServicePrincipal'])
+param principalType string = 'User'
+
+@description('Downstream systems the sync worker may call: JSON object, target name -> base URL; empty for none.')
+param syncTargets string = ''
+
+@description('Most instances the app may scale out to.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+@allowed([512, 2048, 4096])
+param instanceMemoryMB int = 2048
+
+// The same queue definitions the local emulator serves, so local and Azure cannot drift.
+var serviceBusConfig = loadJsonContent('../devtools/servicebus.config.json')
+var queues = serviceBusConfig.UserConfig.Namespaces[0].Queues
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = { 'azd-env-name': environmentName }
+var functionAppName = 'func-conveyor-${resourceToken}'
+
+resource resourceGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: resourceGroup
+  params: {
+    name: 'id-conveyor-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: resourceGroup
+  params: {
+    workspaceName: 'log-conveyor-${resourceToken}'
+    applicationInsightsName: 'appi-conveyor-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: resourceGroup
+  params: {
+    name: 'stconveyor${take(resourceToken, 14)}'
+    location: location
+    tags: tags
+    deploymentContainerName: 'app-package-${take(resourceToken, 20)}'
+  }
+}
+
+module serviceBus 'modules/servicebus.bicep' = {
+  name: 'servicebus'
+  scope: resourceGroup
+  params: {
+    name: 'sb-conveyor-${resourceToken}'
+    location: location
+    tags: tags
+    queues: queues
+  }
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  scope: resourceGroup
+  params: {
+    name: functionAppName
+    planName: 'plan-conveyor-${resourceToken}'
+    location: location
+    tags: union(tags, { 'azd-service-name': 'api' })
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerUrl: '${storage.outputs.blobEndpoint}${storage.outputs.deploymentContainerName}'
+    serviceBusNamespace: serviceBus.outputs.fullyQualifiedNamespace
+    applicationInsightsConnectionString: monitoring.outputs.connectionString
+    syncTargets: syncTargets
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+  }
+}
+
+module appAccess 'modules/access.bicep' = {
+  name: 'access-app'
+  scope: resourceGroup
+  params: {
+    principalId: identity.outputs.principalId
+    principalType: 'ServicePrincipal'
+    storageAccountName: storage.outputs.name
+    serviceBusNamespaceName: serviceBus.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+  }
+}
+
+module operatorAccess 'modules/access.bicep' = if (!empty(principalId)) {
+  name: 'access-operator'
+  scope: resourceGroup
+  params: {
+    principalId: principalId
+    principalType: principalType
+    storageAccountName: storage.outputs.name
+    serviceBusNamespaceName: serviceBus.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+  }
+}
+
+// azd stores these in the environment (`azd env get-values`); the settings named like the
+// app's own let the DLQ tools run from a workstation against this deployment.
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = resourceGroup.name
+output SERVICE_API_NAME string = functionApp.outputs.name
+output SERVICE_API_URI string = functionApp.outputs.uri
+output ServiceBusConnection__fullyQualifiedNamespace string = serviceBus.outputs.fullyQualifiedNamespace
+output AzureWebJobsStorage__accountName string = storage.outputs.name

@@ -1,0 +1,100 @@
+// The Function App on Flex Consumption (FC1), Linux, Python 3.11. Every connection is made
+// with the user-assigned identity: the settings name endpoints and a client id, never a key.
+param name string
+param planName string
+param location string
+param tags object
+param identityId string
+param identityClientId string
+param storageAccountName string
+param deploymentContainerUrl string
+param serviceBusNamespace string
+param applicationInsightsConnectionString string
+param syncTargets string
+param maximumInstanceCount int
+param instanceMemoryMB int
+
+// App settings the code reads (docs/operations.md#settings). Queue names, table names and
+// retry policy keep their defaults unless set here.
+var appSettings = {
+  AzureWebJobsStorage__accountName: storageAccountName
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identityClientId
+  ServiceBusConnection__fullyQualifiedNamespace: serviceBusNamespace
+  ServiceBusConnection__credential: 'managedidentity'
+  ServiceBusConnection__clientId: identityClientId
+  APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  PYTHON_ENABLE_INIT_INDEXING: '1'
+  SUMMARIZE_QUEUE_NAME: 'summarize'
+  EMBED_QUEUE_NAME: 'embed'
+  SYNC_QUEUE_NAME: 'sync'
+  JOBS_TABLE_NAME: 'jobs'
+  IDEMPOTENCY_TABLE_NAME: 'idempotency'
+  AUDIT_TABLE_NAME: 'audit'
+  PAYLOAD_CONTAINER_NAME: 'job-payloads'
+  SYNC_TARGETS: empty(syncTargets) ? '{}' : syncTargets
+  RETRY_BASE_SECONDS: '2'
+  RETRY_MAX_SECONDS: '300'
+  RETRY_MAX_ATTEMPTS: '5'
+  JOB_TIMEOUT_SECONDS: '300'
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    siteConfig: {
+      minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      appSettings: [for setting in items(appSettings): { name: setting.key, value: setting.value }]
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: deploymentContainerUrl
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+}
+
+output name string = site.name
+output uri string = 'https://${site.properties.defaultHostName}/api'

@@ -1,0 +1,313 @@
+"""The Bicep templates, azure.yaml and .funcignore, checked offline.
+
+What a Bicep compiler would refuse (bad syntax, unknown or missing module parameters,
+outputs that do not exist) and what would break the deployed app (settings the code cannot
+read, queues or tables it would not find, keys where identities belong).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pycep import BicepParser
+
+from shared.config import QUEUE_NAME_SETTINGS, Settings
+from tests.infra.bicep import (
+    INFRA,
+    MAIN,
+    REPO,
+    bicep_files,
+    is_required,
+    loop_body,
+    module_config,
+    outputs_used,
+    parse,
+    resource_config,
+    resources_of_type,
+    symbols,
+)
+
+MODULES = INFRA / "modules"
+EMULATOR_CONFIG = REPO / "devtools" / "servicebus.config.json"
+
+# Built-in Azure role definition ids (the same in every tenant) and what they are.
+KNOWN_ROLES = {
+    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
+    "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
+    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
+    "090c5cfd-751d-490a-894a-3ce6f1109419": "Azure Service Bus Data Owner",
+    "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+}
+# Values in local.settings.sample.json that Azure gets another way.
+LOCAL_ONLY_SETTINGS = {
+    "FUNCTIONS_WORKER_RUNTIME": "Flex Consumption takes the runtime from functionAppConfig",
+    "AzureWebJobsFeatureFlags": "worker indexing is on by default in Azure",
+    "AzureWebJobsStorage": "replaced by AzureWebJobsStorage__accountName + identity",
+    "ServiceBusConnection": "replaced by ServiceBusConnection__fullyQualifiedNamespace + identity",
+}
+
+
+def app_settings() -> dict[str, Any]:
+    document = parse(MODULES / "functionapp.bicep")
+    settings: dict[str, Any] = document["variables"]["appSettings"]["value"]
+    return settings
+
+
+def resolved_app_settings() -> dict[str, str]:
+    """App settings as the app would see them, with deployment-time values as placeholders.
+
+    A conditional on an optional parameter resolves to its branch for an empty parameter.
+    """
+    declared = symbols(parse(MODULES / "functionapp.bicep"))
+
+    def resolve(value: Any) -> str:
+        if isinstance(value, dict) and value.get("operator", {}).get("type") == "conditional":
+            return resolve(value["operator"]["operands"]["true_value"])
+        assert isinstance(value, str), f"cannot resolve {value!r}"
+        if value in declared:
+            return f"placeholder-{value}"
+        return re.sub(r"\$\{(\w+)\}", lambda m: f"placeholder-{m[1]}", value)
+
+    return {name: resolve(value) for name, value in app_settings().items()}
+
+
+def emulator_queues() -> list[dict[str, Any]]:
+    config = json.loads(EMULATOR_CONFIG.read_text(encoding="utf-8"))
+    queues: list[dict[str, Any]] = config["UserConfig"]["Namespaces"][0]["Queues"]
+    return queues
+
+
+# ---- what a compiler would check ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", bicep_files(), ids=lambda p: str(p.relative_to(INFRA)))
+def test_every_template_parses(path: Path):
+    document = parse(path)
+    assert document["resources"] or document["modules"]
+
+
+def test_a_syntax_error_is_caught():
+    with pytest.raises(Exception, match="line 2"):
+        BicepParser().parse(text="param a string\nresource x = {\n")
+
+
+@pytest.mark.parametrize("path", bicep_files(), ids=lambda p: str(p.relative_to(INFRA)))
+def test_modules_get_exactly_the_parameters_they_declare(path: Path):
+    for name, module in parse(path).get("modules", {}).items():
+        target = (path.parent / module["detail"]["path"]).resolve()
+        assert target.is_file(), f"{path.name}: module {name} points at a missing {target}"
+        declared = parse(target)["parameters"]
+        passed = set(module_config(module).get("params", {}))
+        assert passed <= set(declared), f"{name}: unknown parameters {passed - set(declared)}"
+        required = {p for p, spec in declared.items() if is_required(spec)}
+        assert required <= passed, f"{name}: missing parameters {required - passed}"
+
+
+@pytest.mark.parametrize("path", bicep_files(), ids=lambda p: str(p.relative_to(INFRA)))
+def test_module_outputs_that_are_used_exist(path: Path):
+    modules = parse(path).get("modules", {})
+    for symbol, output in outputs_used(path):
+        assert symbol in modules, f"{path.name}: {symbol}.outputs used but {symbol} is no module"
+        target = (path.parent / modules[symbol]["detail"]["path"]).resolve()
+        assert output in parse(target)["outputs"], f"{target.name} has no output {output}"
+
+
+def test_loaded_files_exist():
+    for path in bicep_files():
+        for match in re.findall(r"load\w*Content\('([^']+)'", path.read_text(encoding="utf-8")):
+            assert (path.parent / match).is_file(), f"{path.name} loads a missing {match}"
+
+
+def test_the_parameters_file_matches_main():
+    parameters = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))
+    given = set(parameters["parameters"])
+    declared = parse(MAIN)["parameters"]
+    assert given <= set(declared)
+    assert {p for p, spec in declared.items() if is_required(spec)} <= given
+
+
+def test_outputs_are_upper_snake_or_app_setting_names():
+    names = set(parse(MAIN)["outputs"])
+    setting_names = set(app_settings())
+    for name in names:
+        assert re.fullmatch(r"[A-Z][A-Z0-9_]*", name) or name in setting_names, name
+
+
+# ---- what the deployed app needs ------------------------------------------------------------
+
+
+def test_azure_queues_are_the_ones_the_local_emulator_serves():
+    """main.bicep loads the emulator's Config.json, and every property in it reaches Azure."""
+    main = parse(MAIN)
+    load = main["variables"]["serviceBusConfig"]["value"]["function"]
+    assert (INFRA / load["parameters"]["file_path"]).resolve() == EMULATOR_CONFIG
+    assert module_config(main["modules"]["serviceBus"])["params"]["queues"] == "queues"
+    mapped = set(
+        re.findall(
+            r"definition\.Properties\.(\w+)",
+            (MODULES / "servicebus.bicep").read_text(encoding="utf-8"),
+        )
+    )
+    for queue in emulator_queues():
+        assert set(queue["Properties"]) <= mapped, f"{queue['Name']}: not all properties mapped"
+
+
+def test_every_trigger_queue_exists_in_azure():
+    settings = resolved_app_settings()
+    queue_names = {q["Name"] for q in emulator_queues()}
+    for setting in QUEUE_NAME_SETTINGS.values():
+        assert settings[setting] in queue_names, f"{setting}={settings[setting]} has no queue"
+
+
+def test_the_app_reads_its_azure_settings_with_identities():
+    settings = Settings.from_env(resolved_app_settings())
+    assert settings.service_bus.connection_string is None
+    assert settings.service_bus.fully_qualified_namespace
+    assert settings.service_bus.client_id
+    assert settings.storage.connection_string is None
+    assert settings.storage.table_service_uri
+    assert settings.storage.client_id
+    assert settings.sync_targets == {}
+
+
+def test_azure_settings_cover_every_local_setting():
+    """A setting added to local.settings.sample.json must reach Azure too (or be listed here)."""
+    sample = json.loads((REPO / "local.settings.sample.json").read_text(encoding="utf-8"))
+    missing = set(sample["Values"]) - set(app_settings()) - set(LOCAL_ONLY_SETTINGS)
+    assert not missing, f"set in local.settings.sample.json but not in Azure: {missing}"
+    forbidden = {"FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION", "AzureWebJobsStorage"}
+    assert not forbidden & set(app_settings()), "Flex Consumption refuses these settings"
+
+
+def test_storage_holds_the_tables_and_containers_the_app_uses():
+    storage = parse(MODULES / "storage.bicep")
+    declared = storage["parameters"]
+
+    def names(kind: str) -> set[str]:
+        """Names of the resources of one type, made in a loop over parameters."""
+        found = set()
+        for resource in resources_of_type(storage, kind):
+            for name in resource["config"]["loop_type"]["detail"]["array_name"]:
+                found.add(declared[name]["default"])
+        return found
+
+    settings = Settings.from_env(resolved_app_settings())
+    assert {settings.jobs_table, settings.idempotency_table, settings.audit_table} <= names(
+        "Microsoft.Storage/storageAccounts/tableServices/tables"
+    )
+    containers = names("Microsoft.Storage/storageAccounts/blobServices/containers")
+    assert settings.payload_container in containers
+
+
+def test_runtime_is_the_python_the_project_targets():
+    site = resource_config(parse(MODULES / "functionapp.bicep"), "site")
+    runtime = site["properties"]["functionAppConfig"]["runtime"]
+    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    target = re.search(r'python_version = "([\d.]+)"', pyproject)
+    assert target is not None
+    assert runtime == {"name": "python", "version": target[1]}
+    plan = resource_config(parse(MODULES / "functionapp.bicep"), "plan")
+    assert plan["sku"] == {"name": "FC1", "tier": "FlexConsumption"}
+
+
+# ---- no keys --------------------------------------------------------------------------------
+
+
+def test_no_template_reads_or_hands_out_keys():
+    for path in bicep_files():
+        text = path.read_text(encoding="utf-8")
+        for marker in ("listKeys", "listConnectionStrings", "SharedAccessKey", "AccountKey"):
+            assert marker not in text, f"{path.name} uses {marker}"
+    for name in parse(MAIN)["outputs"]:
+        assert not re.search(r"key|secret|password|connectionstring", name, re.IGNORECASE), name
+
+
+def test_local_authentication_is_off_and_tls_is_current():
+    storage = parse(MODULES / "storage.bicep")
+    account = resources_of_type(storage, "Microsoft.Storage/storageAccounts")[0]["config"]
+    assert account["properties"]["allowSharedKeyAccess"] is False
+    assert account["properties"]["allowBlobPublicAccess"] is False
+    assert account["properties"]["supportsHttpsTrafficOnly"] is True
+    assert account["properties"]["minimumTlsVersion"] == "TLS1_2"
+
+    bus = resources_of_type(parse(MODULES / "servicebus.bicep"), "Microsoft.ServiceBus/namespaces")
+    assert bus[0]["config"]["properties"] == {"disableLocalAuth": True, "minimumTlsVersion": "1.2"}
+
+    insights = resource_config(parse(MODULES / "monitoring.bicep"), "applicationInsights")
+    assert insights["properties"]["DisableLocalAuth"] is True
+
+    site = resource_config(parse(MODULES / "functionapp.bicep"), "site")
+    assert site["identity"]["type"] == "UserAssigned"
+    assert site["properties"]["httpsOnly"] is True
+    assert site["properties"]["siteConfig"]["minTlsVersion"] == "1.2"
+    assert site["properties"]["siteConfig"]["ftpsState"] == "Disabled"
+    deployment = site["properties"]["functionAppConfig"]["deployment"]["storage"]
+    assert deployment["authentication"]["type"] == "UserAssignedIdentity"
+
+
+def test_the_identity_gets_the_data_roles_it_needs_and_no_others():
+    access = parse(MODULES / "access.bicep")
+    text = json.dumps(access["variables"])
+    granted = set(re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", text))
+    assert {KNOWN_ROLES.get(g, g) for g in granted} == set(KNOWN_ROLES.values())
+    assignments = resources_of_type(access, "Microsoft.Authorization/roleAssignments")
+    assert len(assignments) == 3
+    for assignment in assignments:
+        body = loop_body(assignment["config"])
+        # guid(scope, principal, role): a redeploy finds the same assignment, not a duplicate.
+        assert body["name"]["function"]["type"] == "guid"
+        assert body["properties"]["principalId"] == "principalId"
+    main = parse(MAIN)["modules"]
+    assert module_config(main["appAccess"])["params"]["principalType"] == "ServicePrincipal"
+
+
+# ---- azd and packaging ----------------------------------------------------------------------
+
+
+def test_azure_yaml_deploys_this_folder_as_the_function_app():
+    config = yaml.safe_load((REPO / "azure.yaml").read_text(encoding="utf-8"))
+    assert (REPO / config["infra"]["path"] / f"{config['infra']['module']}.bicep") == MAIN
+    ((service, spec),) = config["services"].items()
+    assert spec["host"] == "function"
+    assert spec["language"] == "python"
+    project = REPO / spec["project"]
+    for needed in ("function_app.py", "host.json", "requirements.txt"):
+        assert (project / needed).is_file()
+    tags = module_config(parse(MAIN)["modules"]["functionApp"])["params"]["tags"]
+    assert service in json.dumps(tags), "the site needs the azd-service-name tag of the service"
+
+
+def _ignored(path: str, patterns: list[str]) -> bool:
+    top = path.split("/")[0]
+    return any(fnmatch.fnmatch(top, p) or fnmatch.fnmatch(path, p) for p in patterns)
+
+
+LEFT_BEHIND = [
+    ".venv/bin/python",
+    "node_modules/azurite",
+    "tests/unit",
+    "devtools/host.py",
+    "local.settings.json",
+    "bench/worker_throughput.py",
+    "infra/main.bicep",
+]
+
+
+def test_funcignore_ships_the_app_and_nothing_else():
+    lines = (REPO / ".funcignore").read_text(encoding="utf-8").splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    app_files = [
+        path.relative_to(REPO).as_posix()
+        for folder in ("functions", "shared")
+        for path in (REPO / folder).rglob("*.py")
+    ]
+    for shipped in ["function_app.py", "host.json", "requirements.txt", *app_files]:
+        assert not _ignored(shipped, patterns), f"{shipped} would be left out"
+    for local in LEFT_BEHIND:
+        assert _ignored(local, patterns), f"{local} would be deployed"
