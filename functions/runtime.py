@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 
+from fastapi import FastAPI
+
+from shared import telemetry
 from shared.config import Settings
 from shared.services import Services, ServicesProvider, build_services
 
@@ -21,3 +25,14 @@ def make_provider(settings: Settings) -> ServicesProvider:
         return await build_services(settings)
 
     return ServicesProvider(factory)
+
+
+def start_telemetry(api: FastAPI) -> bool:
+    """Export to Application Insights when configured, with a server span per HTTP request
+    (the parent of each job's trace). The health probe is left out: it is polled often."""
+    if not telemetry.configure(os.environ):
+        return False
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(api, excluded_urls="api/health")
+    return True

@@ -13,8 +13,9 @@ import azurefunctions.extensions.bindings.servicebus as servicebus
 
 from shared.config import QUEUE_NAME_SETTINGS, SERVICE_BUS
 from shared.jobs import JobType
-from shared.outcomes import carry_out
-from shared.queue import body_bytes
+from shared.outcomes import Delivery
+from shared.outcomes import handle_delivery as process_delivery
+from shared.queue import body_bytes, traceparent_of
 from shared.services import ServicesProvider
 
 log = logging.getLogger(__name__)
@@ -48,14 +49,20 @@ class FunctionsSettlement:
 
 async def handle_delivery(
     provider: ServicesProvider,
+    job_type: JobType,
     message: servicebus.ServiceBusReceivedMessage,
     actions: servicebus.ServiceBusMessageActions,
 ) -> None:
     settlement = FunctionsSettlement(message, actions)
     try:
         services = await provider.get()
-        outcome, job_message = await services.processor.process(body_bytes(message))
-        await carry_out(outcome, job_message, services.queue, settlement)
+        delivery = Delivery(
+            body=body_bytes(message),
+            queue=services.queue.queue_names[job_type],
+            message_id=message.message_id,
+            traceparent=traceparent_of(message),
+        )
+        await process_delivery(delivery, services.processor, services.queue, settlement)
     except Exception:
         log.exception(
             "processing message %s (delivery %s) failed; abandoning it for redelivery",
@@ -81,7 +88,7 @@ def _register_worker(bp: func.Blueprint, job_type: JobType, provider: ServicesPr
         msg: servicebus.ServiceBusReceivedMessage,
         message_actions: servicebus.ServiceBusMessageActions,
     ) -> None:
-        await handle_delivery(provider, msg, message_actions)
+        await handle_delivery(provider, job_type, msg, message_actions)
 
     worker.__name__ = worker.__qualname__ = f"{job_type.value}_worker"
     bp.function_name(f"{job_type.value}_worker")(

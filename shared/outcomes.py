@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from shared import telemetry
 from shared.jobs import utcnow
 from shared.queue import JobMessage, JobQueue, copy_message_id
+
+if TYPE_CHECKING:
+    from shared.processing import Processor
 
 
 @dataclass(frozen=True)
@@ -73,3 +77,32 @@ async def carry_out(
         await settlement.dead_letter(outcome.reason, outcome.description[:1024])
     else:
         await settlement.complete()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One received message, as any host hands it over."""
+
+    body: bytes
+    queue: str
+    message_id: str | None
+    traceparent: str | None
+
+
+async def handle_delivery(
+    delivery: Delivery, processor: Processor, queue: JobQueue, settlement: Settlement
+) -> Outcome:
+    """Process one delivery and settle it, inside a span that continues the submit's trace."""
+    with telemetry.consumer_span(delivery.queue, delivery.message_id, delivery.traceparent) as span:
+        outcome, message = await processor.process(delivery.body, delivery.traceparent)
+        telemetry.record_outcome(
+            span,
+            job_id=message.job_id if message else None,
+            attempt=message.attempt if message else None,
+            outcome=type(outcome).__name__,
+            reason=getattr(outcome, "reason", None),
+        )
+        if isinstance(outcome, DeadLetter):
+            telemetry.mark_failed(span, f"dead-lettered: {outcome.reason}")
+        await carry_out(outcome, message, queue, settlement)
+        return outcome

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -94,10 +94,13 @@ class Processor:
         self._timeouts = timeouts
         self._rng = rng
 
-    async def process(self, body: bytes | str) -> tuple[Outcome, JobMessage | None]:
-        """Decide what to do with one delivery; returns the outcome and the parsed message."""
+    async def process(
+        self, body: bytes | str, traceparent: str | None = None
+    ) -> tuple[Outcome, JobMessage | None]:
+        """Decide what to do with one delivery; returns the outcome and the parsed message
+        (which keeps the delivery's `traceparent`, so a retry copy stays in the trace)."""
         try:
-            message = JobMessage.from_body(body)
+            message = replace(JobMessage.from_body(body), traceparent=traceparent)
         except PermanentError as exc:
             log.error("dead-lettering an unreadable message: %s", exc.message)
             return DeadLetter(REASON_BAD_MESSAGE, exc.message), None

@@ -11,7 +11,7 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from azure.servicebus import ServiceBusMessage, ServiceBusReceivedMessage
 from azure.servicebus.aio import ServiceBusClient, ServiceBusSender
 from azure.servicebus.exceptions import ServiceBusError
 
+from shared import telemetry
 from shared.errors import PermanentError, ServiceUnavailable
 from shared.jobs import JobType, utcnow
 
@@ -90,6 +91,15 @@ class JobMessage:
         )
 
 
+def traceparent_of(message: ServiceBusReceivedMessage) -> str | None:
+    """The W3C traceparent a job message carries in its application properties."""
+    for key, value in (message.application_properties or {}).items():
+        name = key.decode() if isinstance(key, bytes) else key
+        if name == telemetry.TRACEPARENT:
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return None
+
+
 def body_bytes(message: ServiceBusReceivedMessage) -> bytes:
     """A received message's body as bytes, whatever form the SDK hands it in."""
     body = message.body
@@ -119,6 +129,20 @@ class JobQueue:
 
     async def send(self, message: JobMessage, *, scheduled_at: datetime | None = None) -> None:
         sender = await self._sender(message.job_type)
+        queue = self.queue_names[message.job_type]
+        with telemetry.producer_span(
+            message.job_id, message.job_type.value, queue, message.attempt
+        ):
+            await self._send(sender, message, scheduled_at)
+        log.info("sent job %s to %s (attempt %d)", message.job_id, queue, message.attempt)
+
+    async def _send(
+        self, sender: ServiceBusSender, message: JobMessage, scheduled_at: datetime | None
+    ) -> None:
+        # A new job starts its trace here (under the HTTP request's span when there is one);
+        # a retry copy keeps the traceparent of the job's first send.
+        if message.traceparent is None:
+            message = replace(message, traceparent=telemetry.current_traceparent())
         sb_message = message.to_service_bus()
         try:
             # The SDK's senders are not coroutine-safe: concurrent sends on one sender can
@@ -133,12 +157,6 @@ class JobQueue:
             raise ServiceUnavailable(
                 f"could not send to queue {self.queue_names[message.job_type]!r}: {exc}"
             ) from exc
-        log.info(
-            "sent job %s to %s (attempt %d)",
-            message.job_id,
-            self.queue_names[message.job_type],
-            message.attempt,
-        )
 
     async def close(self) -> None:
         async with self._lock:

@@ -1,0 +1,140 @@
+"""Tracing across the queue, exported to Application Insights with OpenTelemetry.
+
+The W3C `traceparent` of the submit rides in each message's application properties (and in
+every retry copy), so the HTTP request, the send, and each attempt at running the job share
+one trace: one operation id in Application Insights. Without a connection string nothing is
+exported and the spans cost next to nothing (OpenTelemetry's no-op tracer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+log = logging.getLogger(__name__)
+
+CONNECTION_STRING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+AUTHENTICATION_STRING = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
+LIVE_METRICS = "APPLICATIONINSIGHTS_LIVE_METRICS"
+TRACEPARENT = "traceparent"
+
+_propagator = TraceContextTextMapPropagator()
+tracer = trace.get_tracer("conveyor")
+
+
+def current_traceparent() -> str | None:
+    """The active span's context as a W3C traceparent header value, if there is a span."""
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier)
+    return carrier.get(TRACEPARENT)
+
+
+def context_from(traceparent: str | None) -> Context | None:
+    """The remote parent a message carries; None starts a new trace."""
+    if not traceparent:
+        return None
+    return _propagator.extract({TRACEPARENT: traceparent})
+
+
+@contextlib.contextmanager
+def producer_span(job_id: str, job_type: str, queue: str, attempt: int) -> Iterator[Span]:
+    with tracer.start_as_current_span(
+        f"send {queue}", kind=SpanKind.PRODUCER, attributes=_attributes(job_id, job_type, queue)
+    ) as span:
+        span.set_attribute("conveyor.attempt", attempt)
+        yield span
+
+
+@contextlib.contextmanager
+def consumer_span(queue: str, message_id: str | None, traceparent: str | None) -> Iterator[Span]:
+    """One delivery's processing, as a child of the span that sent the job."""
+    with tracer.start_as_current_span(
+        f"process {queue}",
+        context=context_from(traceparent),
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "servicebus",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": queue,
+            "messaging.message.id": message_id or "",
+        },
+    ) as span:
+        yield span
+
+
+def record_outcome(
+    span: Span, *, job_id: str | None, attempt: int | None, outcome: str, reason: str | None
+) -> None:
+    """Tag the processing span with the job and what became of it."""
+    if job_id is not None:
+        span.set_attribute("conveyor.job.id", job_id)
+    if attempt is not None:
+        span.set_attribute("conveyor.attempt", attempt)
+    span.set_attribute("conveyor.outcome", outcome)
+    if reason is not None:
+        span.set_attribute("conveyor.outcome.reason", reason)
+
+
+def mark_failed(span: Span, description: str) -> None:
+    span.set_status(Status(StatusCode.ERROR, description))
+
+
+def _attributes(job_id: str, job_type: str, queue: str) -> dict[str, str]:
+    return {
+        "messaging.system": "servicebus",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": queue,
+        "messaging.message.id": job_id,
+        "conveyor.job.id": job_id,
+        "conveyor.job.type": job_type,
+    }
+
+
+def configure(env: Mapping[str, str]) -> bool:
+    """Send traces, logs and metrics to Application Insights when a connection string is set.
+
+    Call once per process, before the FastAPI app is created (the distro instruments
+    FastAPI apps made after it runs). With `APPLICATIONINSIGHTS_AUTHENTICATION_STRING`
+    `ClientId=<id>;Authorization=AAD` the exporter signs in with that managed identity, for
+    resources with local authentication off.
+    """
+    connection_string = (env.get(CONNECTION_STRING) or "").strip()
+    if not connection_string:
+        return False
+    from azure.monitor.opentelemetry import configure_azure_monitor
+
+    options: dict[str, Any] = {
+        "connection_string": connection_string,
+        "logger_name": "",  # the root logger: the app's and the SDKs' records
+        "enable_live_metrics": (env.get(LIVE_METRICS) or "true").lower() != "false",
+        # The Azure SDKs' own spans are off: a receiver's every empty poll would be a trace
+        # of its own, crowding out the job traces under the default rate-limited sampler.
+        "instrumentation_options": {"azure_sdk": {"enabled": False}},
+    }
+    credential = _credential(env.get(AUTHENTICATION_STRING) or "")
+    if credential is not None:
+        options["credential"] = credential
+    configure_azure_monitor(**options)
+    log.info("telemetry goes to Application Insights")
+    return True
+
+
+def _credential(authentication: str) -> Any:
+    parts = dict(
+        part.split("=", 1) for part in authentication.split(";") if "=" in part
+    )  # fmt: skip
+    if parts.get("Authorization", "").upper() != "AAD":
+        return None
+    from azure.identity import ManagedIdentityCredential
+
+    client_id = parts.get("ClientId")
+    return (
+        ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
+    )
