@@ -417,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-timers", action="store_true", help="do not run timer triggers")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    configure_logging(args.log_level, {name: logging.WARNING for name in ("azure", "uamqp")})
+    quiet = ("azure", "uamqp", "urllib3")
+    configure_logging(args.log_level, {name: logging.WARNING for name in quiet})
     try:
         apply_local_settings(args.settings)
         sys.path.insert(0, str(REPO_ROOT))

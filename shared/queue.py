@@ -133,11 +133,15 @@ class JobQueue:
         with telemetry.producer_span(
             message.job_id, message.job_type.value, queue, message.attempt
         ):
-            await self._send(sender, message, scheduled_at)
+            await self._send(sender, queue, message, scheduled_at)
         log.info("sent job %s to %s (attempt %d)", message.job_id, queue, message.attempt)
 
     async def _send(
-        self, sender: ServiceBusSender, message: JobMessage, scheduled_at: datetime | None
+        self,
+        sender: ServiceBusSender,
+        queue: str,
+        message: JobMessage,
+        scheduled_at: datetime | None,
     ) -> None:
         # A new job starts its trace here (under the HTTP request's span when there is one);
         # a retry copy keeps the traceparent of the job's first send.
@@ -154,9 +158,7 @@ class JobQueue:
                     await sender.schedule_messages(sb_message, scheduled_at)
         except ServiceBusError as exc:
             await self._drop_sender(message.job_type, sender)
-            raise ServiceUnavailable(
-                f"could not send to queue {self.queue_names[message.job_type]!r}: {exc}"
-            ) from exc
+            raise ServiceUnavailable(f"could not send to queue {queue!r}: {exc}") from exc
 
     async def close(self) -> None:
         async with self._lock:

@@ -46,9 +46,18 @@ def context_from(traceparent: str | None) -> Context | None:
 @contextlib.contextmanager
 def producer_span(job_id: str, job_type: str, queue: str, attempt: int) -> Iterator[Span]:
     with tracer.start_as_current_span(
-        f"send {queue}", kind=SpanKind.PRODUCER, attributes=_attributes(job_id, job_type, queue)
+        f"send {queue}",
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "servicebus",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": queue,
+            "messaging.message.id": job_id,
+            "conveyor.job.id": job_id,
+            "conveyor.job.type": job_type,
+            "conveyor.attempt": attempt,
+        },
     ) as span:
-        span.set_attribute("conveyor.attempt", attempt)
         yield span
 
 
@@ -86,24 +95,12 @@ def mark_failed(span: Span, description: str) -> None:
     span.set_status(Status(StatusCode.ERROR, description))
 
 
-def _attributes(job_id: str, job_type: str, queue: str) -> dict[str, str]:
-    return {
-        "messaging.system": "servicebus",
-        "messaging.operation.type": "send",
-        "messaging.destination.name": queue,
-        "messaging.message.id": job_id,
-        "conveyor.job.id": job_id,
-        "conveyor.job.type": job_type,
-    }
-
-
 def configure(env: Mapping[str, str]) -> bool:
     """Send traces, logs and metrics to Application Insights when a connection string is set.
 
-    Call once per process, before the FastAPI app is created (the distro instruments
-    FastAPI apps made after it runs). With `APPLICATIONINSIGHTS_AUTHENTICATION_STRING`
-    `ClientId=<id>;Authorization=AAD` the exporter signs in with that managed identity, for
-    resources with local authentication off.
+    Call once per process; the HTTP app is instrumented by its caller. With
+    `APPLICATIONINSIGHTS_AUTHENTICATION_STRING` = `ClientId=<id>;Authorization=AAD` the
+    exporter signs in with that managed identity, for resources with local auth off.
     """
     connection_string = (env.get(CONNECTION_STRING) or "").strip()
     if not connection_string:
@@ -134,7 +131,4 @@ def _credential(authentication: str) -> Any:
         return None
     from azure.identity import ManagedIdentityCredential
 
-    client_id = parts.get("ClientId")
-    return (
-        ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
-    )
+    return ManagedIdentityCredential(client_id=parts.get("ClientId") or None)

@@ -137,8 +137,9 @@ def _check_forwarding(queues: dict[str, QueueSettings], fail: Any) -> None:
         while current:
             if current.lower() in (c.lower() for c in chain):
                 raise fail(f"queue {name!r} ForwardTo", "loops: " + " -> ".join([*chain, current]))
-            chain.append(known[current.lower()])
-            current = queues[known[current.lower()]].forward_to
+            next_queue = known[current.lower()]
+            chain.append(next_queue)
+            current = queues[next_queue].forward_to
 
 
 def _queue_settings(properties: dict[str, Any], where: str, fail: Any) -> QueueSettings:

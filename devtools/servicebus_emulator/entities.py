@@ -130,7 +130,7 @@ class Queue:
                     return None
                 self._seen_ids[message_id] = now
         target = self._forward_target(self.settings.forward_to)
-        if target is not None and not self.is_dead_letter:
+        if target is not None:
             log.debug("%s: forwarding %s to %s", self.name, sections.message_id, target.name)
             return target.enqueue(sections, now)
         ttl = self.settings.default_ttl
