@@ -38,6 +38,7 @@ test: lint typecheck pytest
 bench: install
 	$(PY) -m bench.emulator_throughput
 	$(PY) -m bench.worker_throughput
+	$(PY) -m bench.embeddings
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .local

@@ -52,6 +52,28 @@ class StorageSettings:
     client_id: str | None = None
 
 
+AI_PROVIDERS = ("local", "azure_openai")
+
+
+@dataclass(frozen=True)
+class AISettings:
+    """Which provider runs summarize and embed jobs, and how to reach Azure OpenAI."""
+
+    provider: str = "local"  # "local" (offline MiniLM) or "azure_openai"
+    endpoint: str | None = None
+    api_version: str = "2024-10-21"
+    chat_deployment: str = "gpt-4o-mini"
+    chat_model: str = "gpt-4o-mini"
+    embedding_deployment: str = "text-embedding-3-small"
+    client_id: str | None = None
+    api_key: str | None = None
+    timeout_seconds: float = 60.0
+    max_retries: int = 0
+    summary_chunk_tokens: int = 3000
+    embedding_cache: bool = True
+    embedding_cache_table: str = "embeddingcache"
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     base_seconds: float = 2.0
@@ -77,6 +99,7 @@ class Settings:
     )
     audit_table: str = "audit"
     stuck_grace_seconds: float = 300.0
+    ai: AISettings = field(default_factory=AISettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -137,6 +160,7 @@ class _SettingsReader:
             stuck_grace_seconds=self.parse(
                 "STUCK_GRACE_SECONDS", 300.0, _positive_float, "a number of seconds > 0"
             ),
+            ai=self._ai(),
         )
         if self.problems:
             raise ConfigError(
@@ -146,6 +170,43 @@ class _SettingsReader:
                 "Azure; see local.settings.sample.json."
             )
         return settings
+
+    def _ai(self) -> AISettings:
+        endpoint = self.get("AZURE_OPENAI_ENDPOINT")
+        default = AISettings()
+        provider = self.get("AI_PROVIDER") or ("azure_openai" if endpoint else "local")
+        if provider not in AI_PROVIDERS:
+            self.problems.append(
+                f"AI_PROVIDER={provider!r} is not one of {', '.join(AI_PROVIDERS)}"
+            )
+        if provider == "azure_openai":
+            if not endpoint:
+                self.problems.append("AI_PROVIDER=azure_openai needs AZURE_OPENAI_ENDPOINT")
+            elif urlparse(endpoint).scheme not in ("http", "https"):
+                self.problems.append(f"AZURE_OPENAI_ENDPOINT={endpoint!r} is not an http(s) URL")
+        return AISettings(
+            provider=provider,
+            endpoint=endpoint,
+            api_version=self.get("AZURE_OPENAI_API_VERSION") or default.api_version,
+            chat_deployment=self.get("AZURE_OPENAI_CHAT_DEPLOYMENT") or default.chat_deployment,
+            chat_model=self.get("AZURE_OPENAI_CHAT_MODEL") or default.chat_model,
+            embedding_deployment=self.get("AZURE_OPENAI_EMBEDDING_DEPLOYMENT")
+            or default.embedding_deployment,
+            client_id=self.get("AZURE_OPENAI_CLIENT_ID"),
+            api_key=self.get("AZURE_OPENAI_API_KEY"),
+            timeout_seconds=self.parse(
+                "AZURE_OPENAI_TIMEOUT_SECONDS", 60.0, _positive_float, "seconds > 0"
+            ),
+            max_retries=self.parse(
+                "AZURE_OPENAI_MAX_RETRIES", 0, _non_negative_int, "an integer >= 0"
+            ),
+            summary_chunk_tokens=self.parse(
+                "SUMMARY_CHUNK_TOKENS", 3000, _chunk_tokens, "a token count"
+            ),
+            embedding_cache=self.parse("EMBEDDING_CACHE", True, _on_off, "on or off"),
+            embedding_cache_table=self.get("EMBEDDING_CACHE_TABLE_NAME")
+            or default.embedding_cache_table,
+        )
 
     def _service_bus(self) -> ServiceBusSettings:
         connection = self.get(SERVICE_BUS)
@@ -206,6 +267,29 @@ def _positive_int(raw: str) -> int:
     if value < 1:
         raise ValueError("must be >= 1")
     return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be >= 0")
+    return value
+
+
+def _chunk_tokens(raw: str) -> int:
+    value = int(raw)
+    if not 200 <= value <= 1_000_000:
+        raise ValueError("must be between 200 and 1000000")
+    return value
+
+
+def _on_off(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("on", "true", "1", "yes"):
+        return True
+    if lowered in ("off", "false", "0", "no"):
+        return False
+    raise ValueError("expected on or off")
 
 
 def _request_limit(raw: str) -> int:

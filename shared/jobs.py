@@ -97,6 +97,10 @@ def check_transition(current: JobStatus, target: JobStatus) -> None:
 # ---- inputs -------------------------------------------------------------------------------
 
 NonEmptyText = Annotated[str, StringConstraints(min_length=1)]
+# Text for a model: at least one character that is not whitespace.
+ContentText = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
+MIN_SUMMARY_WORDS = 10
+MAX_SUMMARY_WORDS = 1_000
 
 
 class _Input(BaseModel):
@@ -104,8 +108,19 @@ class _Input(BaseModel):
 
 
 class SummarizeInput(_Input):
-    text: NonEmptyText = Field(description="Text to summarize, at most 100 KB (UTF-8).")
-    max_sentences: int = Field(default=3, ge=1, le=20, description="Sentences in the summary.")
+    text: ContentText = Field(description="Text to summarize, at most 100 KB (UTF-8).")
+    max_sentences: int = Field(
+        default=3, ge=1, le=20, description="At most this many sentences (or bullets)."
+    )
+    max_words: int | None = Field(
+        default=None,
+        ge=MIN_SUMMARY_WORDS,
+        le=MAX_SUMMARY_WORDS,
+        description="At most this many words, when set.",
+    )
+    style: Literal["paragraph", "bullets"] = Field(
+        default="paragraph", description="One paragraph, or one '- ' line per point."
+    )
 
     @field_validator("text")
     @classmethod
@@ -120,7 +135,9 @@ class SummarizeInput(_Input):
 
 class EmbedInput(_Input):
     texts: list[
-        Annotated[str, StringConstraints(min_length=1, max_length=MAX_EMBED_TEXT_CHARS)]
+        Annotated[
+            str, StringConstraints(min_length=1, max_length=MAX_EMBED_TEXT_CHARS, pattern=r"\S")
+        ]
     ] = Field(
         min_length=1,
         max_length=MAX_EMBED_TEXTS,

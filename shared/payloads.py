@@ -6,6 +6,7 @@ import contextlib
 import json
 from typing import Any
 
+import numpy as np
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob.aio import ContainerClient
 
@@ -13,6 +14,7 @@ from shared.errors import NotFound, ServiceUnavailable
 
 # A Table string property holds 64 KiB of UTF-16, i.e. 32K characters; keep a margin.
 MAX_INLINE_CHARS = 30_000
+VECTOR_ENCODING = "float32-le"  # how vector blobs are laid out: rows of little-endian float32
 
 
 class PayloadStore:
@@ -35,12 +37,37 @@ class PayloadStore:
         return f"{self._container.container_name}/{name}"
 
     async def get_json(self, ref: str) -> Any:
+        return json.loads(await self._get_bytes(ref))
+
+    async def put_vectors(self, name: str, vectors: np.ndarray) -> str:
+        """Store a (count, dimensions) matrix as float32 little-endian rows."""
+        data = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
+        try:
+            await self._container.upload_blob(
+                name, data, overwrite=True, content_type="application/octet-stream"
+            )
+        except AzureError as exc:
+            raise ServiceUnavailable(f"blob storage write failed: {exc}") from exc
+        return f"{self._container.container_name}/{name}"
+
+    async def get_vectors(self, ref: str, dimensions: int) -> np.ndarray:
+        data = await self._get_bytes(ref)
+        return np.frombuffer(data, dtype="<f4").reshape(-1, dimensions)
+
+    async def expand_vectors(self, result: Any) -> Any:
+        """A result whose vectors live in a blob (`vectors_ref`), with them read back inline."""
+        if not isinstance(result, dict) or "vectors_ref" not in result:
+            return result
+        matrix = await self.get_vectors(result["vectors_ref"], int(result["dimensions"]))
+        return {**result, "vectors": matrix.tolist()}
+
+    async def _get_bytes(self, ref: str) -> bytes:
         container, _, name = ref.partition("/")
         if container != self._container.container_name or not name:
             raise NotFound(f"payload reference {ref!r} is not in this store")
         try:
             downloader = await self._container.download_blob(name)
-            return json.loads(await downloader.readall())
+            return bytes(await downloader.readall())
         except ResourceNotFoundError as exc:
             raise NotFound(f"payload {ref!r} does not exist") from exc
         except AzureError as exc:

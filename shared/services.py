@@ -13,6 +13,7 @@ from azure.data.tables.aio import TableServiceClient
 from azure.servicebus.aio import ServiceBusClient
 from azure.storage.blob.aio import BlobServiceClient
 
+from shared.ai.providers import AIProviders, build_ai
 from shared.audit import AuditLog
 from shared.config import ServiceBusSettings, Settings, StorageSettings
 from shared.dead_letters import DeadLetterTools
@@ -39,6 +40,7 @@ class Services:
     sweeper: StuckJobSweeper
     health: HealthChecker
     service_bus: ServiceBusClient
+    ai: AIProviders
     _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
     async def aclose(self) -> None:
@@ -92,6 +94,7 @@ async def build_services(settings: Settings, *, ensure_resources: bool = True) -
     queue = JobQueue(service_bus, settings.queue_names)
     audit = AuditLog(tables.get_table_client(settings.audit_table))
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
+    ai = build_ai(settings.ai, tables)
     services = Services(
         settings=settings,
         store=store,
@@ -99,7 +102,7 @@ async def build_services(settings: Settings, *, ensure_resources: bool = True) -
         jobs=JobService(store, queue, settings.sync_targets),
         processor=Processor(
             store,
-            default_handlers(settings.sync_targets, http),
+            default_handlers(settings.sync_targets, http, ai, payloads),
             settings.retry,
             settings.job_timeouts,
         ),
@@ -109,12 +112,14 @@ async def build_services(settings: Settings, *, ensure_resources: bool = True) -
         ),
         health=HealthChecker(store, service_bus, next(iter(settings.queue_names.values()))),
         service_bus=service_bus,
-        _closers=[tables.close, blobs.close, service_bus.close, http.aclose],
+        ai=ai,
+        _closers=[tables.close, blobs.close, service_bus.close, http.aclose, ai.close],
     )
     if ensure_resources:
         try:
             await store.ensure_tables()
             await audit.ensure_table()
+            await ai.ensure_resources()
         except BaseException:
             await services.aclose()
             raise

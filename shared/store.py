@@ -128,9 +128,11 @@ class JobStore:
         return value
 
     async def load_result(self, job: Job) -> Any:
-        if job.result_ref is None:
-            return job.result
-        return await self.payloads.get_json(job.result_ref)
+        """The whole result, with anything claim-checked (JSON, vectors) read back."""
+        result = (
+            job.result if job.result_ref is None else await self.payloads.get_json(job.result_ref)
+        )
+        return await self.payloads.expand_vectors(result)
 
     async def list_by_status(self, status: JobStatus, *, limit: int = 100) -> list[Job]:
         """Jobs in one status (a cross-partition scan; for sweepers and operators)."""

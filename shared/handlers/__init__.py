@@ -1,4 +1,4 @@
-"""Job handlers: plain async functions `(input, context) -> result`, with injected clients."""
+"""Job handlers: async callables `(input, context) -> result`, with injected clients."""
 
 from __future__ import annotations
 
@@ -6,18 +6,23 @@ from collections.abc import Mapping
 
 import httpx
 
-from shared.handlers.embed import embed
-from shared.handlers.summarize import summarize
+from shared.ai.providers import AIProviders
+from shared.handlers.embed import EmbedHandler
+from shared.handlers.summarize import SummarizeHandler
 from shared.handlers.sync import SyncHandler
 from shared.jobs import JobType
+from shared.payloads import PayloadStore
 from shared.processing import Handler
 
 
 def default_handlers(
-    sync_targets: Mapping[str, str], http: httpx.AsyncClient
+    sync_targets: Mapping[str, str],
+    http: httpx.AsyncClient,
+    ai: AIProviders,
+    payloads: PayloadStore,
 ) -> dict[JobType, Handler]:
     return {
-        JobType.SUMMARIZE: summarize,
-        JobType.EMBED: embed,
+        JobType.SUMMARIZE: SummarizeHandler(ai.summarizer),
+        JobType.EMBED: EmbedHandler(ai.embedder, ai.cache, payloads),
         JobType.SYNC: SyncHandler(sync_targets, http),
     }

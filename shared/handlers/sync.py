@@ -8,14 +8,14 @@ transient (with the downstream's Retry-After), other 4xx are permanent.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from shared.errors import PermanentError, TransientError
-from shared.jobs import SyncInput, utcnow
+from shared.jobs import SyncInput
 from shared.processing import JobContext
+from shared.retry_after import retry_after_seconds
 
 
 class SyncHandler:
@@ -57,21 +57,6 @@ def _result_or_raise(url: str, response: httpx.Response) -> dict[str, Any]:
     detail = f"{url} answered {status}: {response.text[:300]}"
     if status in (408, 429) or status >= 500:
         raise TransientError(
-            detail, retry_after=retry_after_seconds(response), code=f"downstream_{status}"
+            detail, retry_after=retry_after_seconds(response.headers), code=f"downstream_{status}"
         )
     raise PermanentError(detail, code=f"downstream_{status}")
-
-
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """Retry-After as seconds, from either its delta-seconds or its HTTP-date form."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - utcnow()).total_seconds())
-    except (TypeError, ValueError):
-        return None

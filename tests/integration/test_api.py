@@ -56,7 +56,12 @@ async def test_submit_writes_the_row_then_the_message(api, services, app_service
 
     message = await receive_job_message(app_service_bus.connection_string, "summarize", job_id)
     assert message["body"]["job_id"] == job_id
-    assert message["body"]["input"] == {"text": "One. Two. Three.", "max_sentences": 3}
+    assert message["body"]["input"] == {
+        "text": "One. Two. Three.",
+        "max_sentences": 3,
+        "max_words": None,
+        "style": "paragraph",
+    }
     assert message["properties"][b"job_type"] == b"summarize"
     assert message["properties"][b"attempt"] == 1
     assert message["content_type"] == "application/json"
