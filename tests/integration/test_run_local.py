@@ -75,16 +75,22 @@ def test_run_local_serves_runs_a_job_and_stops_cleanly(tmp_path: Path):
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.2)
         base = f"http://127.0.0.1:{ports['http']}/api"
-        submitted = httpx.post(
-            f"{base}/jobs", json={"type": "summarize", "input": {"text": "One. Two."}}, timeout=30
-        )
-        assert submitted.status_code == 202
-        status = "queued"
-        while status not in ("succeeded", "failed", "dead_lettered"):
-            assert time.monotonic() < deadline + 60, status
-            time.sleep(0.2)
-            status = httpx.get(submitted.headers["location"], timeout=10).json()["status"]
-        assert status == "succeeded"
+        jobs = {
+            "summarize": {"text": "Queues decouple work. Workers drain queues. Cats nap."},
+            "embed": {"texts": ["a queue of work", "a line of tasks"]},
+        }
+        for job_type, job_input in jobs.items():
+            submitted = httpx.post(
+                f"{base}/jobs", json={"type": job_type, "input": job_input}, timeout=30
+            )
+            assert submitted.status_code == 202
+            doc = {"status": "queued"}
+            while doc["status"] not in ("succeeded", "failed", "dead_lettered"):
+                assert time.monotonic() < deadline + 60, doc
+                time.sleep(0.2)
+                doc = httpx.get(submitted.headers["location"], timeout=10).json()
+            assert doc["status"] == "succeeded", doc
+            assert doc["result"]["provider"] == "local"  # the offline model, by default
     finally:
         os.killpg(os.getpgid(process.pid), signal.SIGINT)  # what Ctrl-C sends
         assert process.wait(60) == 0, log.read_text()[-3000:]
