@@ -1,4 +1,4 @@
-"""Service Bus queue triggers, one per job type: receive, hand to shared.processing, settle.
+"""Service Bus queue triggers, one per job type: receive, hand to shared.consumer, settle.
 
 Messages are peek-locked with auto-complete off; the Outcome decides the settlement. If
 processing itself breaks (Storage down, say), the message is abandoned so Service Bus
@@ -12,9 +12,8 @@ import azure.functions as func
 import azurefunctions.extensions.bindings.servicebus as servicebus
 
 from shared.config import QUEUE_NAME_SETTINGS, SERVICE_BUS
+from shared.consumer import Delivery, handle_delivery
 from shared.jobs import JobType
-from shared.outcomes import Delivery
-from shared.outcomes import handle_delivery as process_delivery
 from shared.queue import body_bytes, traceparent_of
 from shared.services import ServicesProvider
 
@@ -47,7 +46,7 @@ class FunctionsSettlement:
         await asyncio.to_thread(self._actions.abandon, self._message)
 
 
-async def handle_delivery(
+async def deliver(
     provider: ServicesProvider,
     job_type: JobType,
     message: servicebus.ServiceBusReceivedMessage,
@@ -62,7 +61,7 @@ async def handle_delivery(
             message_id=message.message_id,
             traceparent=traceparent_of(message),
         )
-        await process_delivery(delivery, services.processor, services.queue, settlement)
+        await handle_delivery(delivery, services.processor, services.queue, settlement)
     except Exception:
         log.exception(
             "processing message %s (delivery %s) failed; abandoning it for redelivery",
@@ -88,7 +87,7 @@ def _register_worker(bp: func.Blueprint, job_type: JobType, provider: ServicesPr
         msg: servicebus.ServiceBusReceivedMessage,
         message_actions: servicebus.ServiceBusMessageActions,
     ) -> None:
-        await handle_delivery(provider, job_type, msg, message_actions)
+        await deliver(provider, job_type, msg, message_actions)
 
     worker.__name__ = worker.__qualname__ = f"{job_type.value}_worker"
     bp.function_name(f"{job_type.value}_worker")(

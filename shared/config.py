@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 from shared.errors import ConfigError
 from shared.jobs import JobType
+from shared.retry import RetryPolicy
 
 T = TypeVar("T")
 
@@ -72,13 +73,6 @@ class AISettings:
     summary_chunk_tokens: int = 3000
     embedding_cache: bool = True
     embedding_cache_table: str = "embeddingcache"
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    base_seconds: float = 2.0
-    max_seconds: float = 300.0
-    max_attempts: int = 5
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.jobs import Job, JobStatus, JobType
-from shared.queue import JobMessage, JobQueue, body_bytes, copy_message_id
+from shared.queue import JobMessage, JobQueue, body_bytes
 from shared.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -291,11 +291,7 @@ class DeadLetterTools:
             return f"job {job.id} is {job.status.value}, not dead_lettered; purge it if unwanted"
 
         requeued = await self._store.update(job.id, _requeue)
-        fresh = replace(
-            job_message,
-            attempt=1,
-            message_id=copy_message_id(job.id, "replay"),
-        )
+        fresh = job_message.next_copy(1, "replay")
         try:
             await self._queue.send(fresh)
         except ServiceUnavailable:

@@ -10,24 +10,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
-from pydantic import ValidationError
-
-from shared.config import RetryPolicy
 from shared.errors import (
     ConveyorError,
     InvalidTransition,
     NotFound,
     PermanentError,
-    ServiceUnavailable,
     TransientError,
 )
+from shared.handlers.base import Handler, JobContext
 from shared.jobs import Job, JobStatus, JobType, utcnow
 from shared.outcomes import Complete, DeadLetter, Outcome, RetryLater
 from shared.queue import JobMessage
+from shared.retry import RetryPolicy, backoff_delay, classify
 from shared.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -37,46 +35,6 @@ REASON_BAD_MESSAGE = "BadMessage"
 REASON_JOB_NOT_FOUND = "JobNotFound"
 REASON_PERMANENT = "PermanentFailure"
 REASON_ATTEMPTS_EXHAUSTED = "MaxAttemptsExceeded"
-
-
-@dataclass(frozen=True)
-class JobContext:
-    job_id: str
-    job_type: JobType
-    attempt: int
-
-
-Handler = Callable[[dict[str, Any], JobContext], Awaitable[Any]]
-
-
-def backoff_delay(
-    attempt: int, policy: RetryPolicy, retry_after: float | None, rng: Callable[[], float]
-) -> float:
-    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(attempt-1))].
-
-    A Retry-After from the downstream is a floor (it said when it can take more).
-    """
-    ceiling = min(policy.max_seconds, policy.base_seconds * 2 ** (attempt - 1))
-    delay = ceiling * rng()
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, policy.max_seconds))
-    return round(delay, 3)
-
-
-def classify(exc: BaseException) -> ConveyorError:
-    """Sort a handler failure into transient (retry) or permanent (dead-letter)."""
-    if isinstance(exc, TransientError | PermanentError):
-        return exc
-    if isinstance(exc, ValidationError):
-        return PermanentError(f"input is not valid: {exc}", code="invalid_input")
-    if isinstance(exc, TimeoutError):
-        return TransientError("the handler timed out", code="timeout")
-    if isinstance(exc, ServiceUnavailable):
-        return TransientError(exc.message, code="dependency_unavailable")
-    if isinstance(exc, ConnectionError):
-        return TransientError(f"connection failed: {exc}", code="connection_error")
-    # Unknown failures are retried: after max attempts they still land in the DLQ.
-    return TransientError(f"{type(exc).__name__}: {exc}", code="unexpected_error")
 
 
 class Processor:
@@ -162,7 +120,7 @@ class Processor:
 
     async def _failed(self, job: Job, message: JobMessage, error: ConveyorError) -> Outcome:
         attempt = message.attempt
-        if isinstance(error, TransientError) and attempt < self._retry.max_attempts:
+        if isinstance(error, TransientError) and not self._retry.exhausted(attempt):
             delay = backoff_delay(attempt, self._retry, error.retry_after, self._rng)
             outcome: Outcome = RetryLater(delay, f"{error.code}: {error.message}", attempt + 1)
             target = JobStatus.RETRYING

@@ -21,7 +21,7 @@ from azure.servicebus.exceptions import ServiceBusError
 
 from shared import telemetry
 from shared.errors import PermanentError, ServiceUnavailable
-from shared.jobs import JobType, utcnow
+from shared.jobs import Job, JobType, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,23 @@ class JobMessage:
             subject=self.job_type.value,
             application_properties=properties,
         )
+
+    @classmethod
+    def of_job(cls, job: Job) -> JobMessage:
+        """The first message of a job, from its row (message id = job id)."""
+        return cls(
+            job_id=job.id,
+            job_type=job.type,
+            attempt=1,
+            input=job.input,
+            input_ref=job.input_ref,
+            submitted_at=job.created_at,
+        )
+
+    def next_copy(self, attempt: int, label: str) -> JobMessage:
+        """The message for a later attempt of the same job (retry, re-drive, replay): the same
+        input and trace, and a message id of its own so duplicate detection lets it through."""
+        return replace(self, attempt=attempt, message_id=copy_message_id(self.job_id, label))
 
     @classmethod
     def from_body(cls, body: bytes | str) -> JobMessage:

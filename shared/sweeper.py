@@ -11,9 +11,9 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
-from shared.config import RetryPolicy
 from shared.jobs import Job, JobStatus, JobType, utcnow
-from shared.queue import JobMessage, JobQueue, copy_message_id
+from shared.queue import JobMessage, JobQueue
+from shared.retry import RetryPolicy
 from shared.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -63,19 +63,10 @@ class StuckJobSweeper:
 
             return change
 
-        if job.attempt >= self._retry.max_attempts:
+        if self._retry.exhausted(job.attempt):
             await self._store.update(job.id, mark(JobStatus.FAILED))
             log.warning("stuck job %s failed: no attempts left", job.id)
             return
-        await self._queue.send(
-            JobMessage(
-                job_id=job.id,
-                job_type=job.type,
-                attempt=job.attempt + 1,
-                input=job.input,
-                input_ref=job.input_ref,
-                message_id=copy_message_id(job.id, "redrive"),
-            )
-        )
+        await self._queue.send(JobMessage.of_job(job).next_copy(job.attempt + 1, "redrive"))
         await self._store.update(job.id, mark(JobStatus.RETRYING))
         log.warning("re-drove stuck job %s as attempt %d", job.id, job.attempt + 1)

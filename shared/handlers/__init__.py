@@ -7,12 +7,12 @@ from collections.abc import Mapping
 import httpx
 
 from shared.ai.providers import AIProviders
+from shared.handlers.base import Handler
 from shared.handlers.embed import EmbedHandler
 from shared.handlers.summarize import SummarizeHandler
 from shared.handlers.sync import SyncHandler
 from shared.jobs import JobType
 from shared.payloads import PayloadStore
-from shared.processing import Handler
 
 
 def default_handlers(

@@ -15,9 +15,9 @@ import numpy as np
 from shared.ai.base import Embedder, Usage
 from shared.ai.cache import VectorCache
 from shared.errors import TransientError
+from shared.handlers.base import JobContext
 from shared.jobs import EmbedInput
 from shared.payloads import VECTOR_ENCODING, PayloadStore
-from shared.processing import JobContext
 
 INLINE_FLOATS = 4 * 384  # up to four MiniLM vectors stay on the row; more go to a blob
 INLINE_DECIMALS = 7

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from shared.ai.base import Summarizer, SummaryRequest
+from shared.handlers.base import JobContext
 from shared.jobs import SummarizeInput
-from shared.processing import JobContext
 
 
 class SummarizeHandler:

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 
 from shared.errors import PermanentError, TransientError
+from shared.handlers.base import JobContext
 from shared.jobs import SyncInput
-from shared.processing import JobContext
 from shared.retry_after import retry_after_seconds
 
 

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from shared.errors import PermanentError, TransientError
+from shared.handlers.base import JobContext
 from shared.jobs import Job, JobStatus, JobType, new_job_id, utcnow
 from shared.outcomes import Complete, DeadLetter, RetryLater
-from shared.processing import JobContext, Processor
+from shared.processing import Processor
 from shared.queue import JobMessage
 
 

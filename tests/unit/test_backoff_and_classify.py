@@ -1,9 +1,8 @@
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from shared.config import RetryPolicy
 from shared.errors import PermanentError, ServiceUnavailable, TransientError
-from shared.processing import backoff_delay, classify
+from shared.retry import RetryPolicy, backoff_delay, classify
 
 POLICY = RetryPolicy(base_seconds=2, max_seconds=60, max_attempts=10)
 

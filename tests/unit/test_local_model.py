@@ -71,7 +71,8 @@ async def test_summary_is_deterministic_and_honours_words_and_bullets(model):
     first = await summarizer.summarize(request)
     assert first == await LocalSummarizer(MiniLM()).summarize(request)
     lines = first.text.splitlines()
-    assert lines and all(line.startswith("- ") for line in lines)
+    assert lines
+    assert all(line.startswith("- ") for line in lines)
     assert sum(len(line[2:].split()) for line in lines) <= 25
 
 
