@@ -26,6 +26,7 @@ run: install
 lint: $(PY_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 
 typecheck: $(PY_STAMP)
 	$(PY) -m mypy
