@@ -1,37 +1,123 @@
 """One typed Settings object, read from the environment once.
 
 Names follow Azure Functions conventions so the same app reads them in Azure (app settings) and
-locally (`local.settings.json` Values). Every problem is reported at once, naming the setting.
+locally (`local.settings.json` Values). `SettingsTable` below is the one list of settings: each
+field's alias is the setting's name, with its default and the type that parses it. Every
+problem is reported at once, naming the setting.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.errors import ConfigError
 from shared.jobs import JobType
 from shared.retry import RetryPolicy
 
-T = TypeVar("T")
-
 SERVICE_BUS = "ServiceBusConnection"
 STORAGE = "AzureWebJobsStorage"
 
-QUEUE_NAME_SETTINGS: Mapping[JobType, str] = {
-    JobType.SUMMARIZE: "SUMMARIZE_QUEUE_NAME",
-    JobType.EMBED: "EMBED_QUEUE_NAME",
-    JobType.SYNC: "SYNC_QUEUE_NAME",
-}
-TIMEOUT_SETTINGS: Mapping[JobType, str] = {
-    JobType.SUMMARIZE: "SUMMARIZE_TIMEOUT_SECONDS",
-    JobType.EMBED: "EMBED_TIMEOUT_SECONDS",
-    JobType.SYNC: "SYNC_TIMEOUT_SECONDS",
-}
+Seconds = Annotated[float, Field(gt=0)]
+OnOff = Literal["on", "off"]
+
+
+class SettingsTable(BaseModel):
+    """Every app setting the code reads: name (alias), default, and how it is parsed."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=False)
+
+    # connections: a connection string, or endpoints reached with a managed identity
+    service_bus_connection: str | None = Field(None, alias="ServiceBusConnection")
+    service_bus_namespace: str | None = Field(
+        None, alias="ServiceBusConnection__fullyQualifiedNamespace"
+    )
+    service_bus_client_id: str | None = Field(None, alias="ServiceBusConnection__clientId")
+    storage_connection: str | None = Field(None, alias="AzureWebJobsStorage")
+    storage_account: str | None = Field(None, alias="AzureWebJobsStorage__accountName")
+    storage_table_uri: str | None = Field(None, alias="AzureWebJobsStorage__tableServiceUri")
+    storage_blob_uri: str | None = Field(None, alias="AzureWebJobsStorage__blobServiceUri")
+    storage_client_id: str | None = Field(None, alias="AzureWebJobsStorage__clientId")
+
+    # names of queues, tables and the payload container
+    summarize_queue: str = Field("summarize", alias="SUMMARIZE_QUEUE_NAME")
+    embed_queue: str = Field("embed", alias="EMBED_QUEUE_NAME")
+    sync_queue: str = Field("sync", alias="SYNC_QUEUE_NAME")
+    jobs_table: str = Field("jobs", alias="JOBS_TABLE_NAME")
+    idempotency_table: str = Field("idempotency", alias="IDEMPOTENCY_TABLE_NAME")
+    audit_table: str = Field("audit", alias="AUDIT_TABLE_NAME")
+    payload_container: str = Field("job-payloads", alias="PAYLOAD_CONTAINER_NAME")
+    embedding_cache_table: str = Field("embeddingcache", alias="EMBEDDING_CACHE_TABLE_NAME")
+
+    # requests, retries and time limits
+    # Above ~200 KB a job message no longer fits Service Bus Standard's 256 KB limit.
+    max_request_bytes: int = Field(192 * 1024, ge=1024, le=200 * 1024, alias="MAX_REQUEST_BYTES")
+    sync_targets: dict[str, str] = Field(default_factory=dict, alias="SYNC_TARGETS")
+    retry_base_seconds: Seconds = Field(2.0, alias="RETRY_BASE_SECONDS")
+    retry_max_seconds: Seconds = Field(300.0, alias="RETRY_MAX_SECONDS")
+    retry_max_attempts: int = Field(5, ge=1, alias="RETRY_MAX_ATTEMPTS")
+    job_timeout_seconds: Seconds = Field(300.0, alias="JOB_TIMEOUT_SECONDS")
+    summarize_timeout_seconds: Seconds | None = Field(None, alias="SUMMARIZE_TIMEOUT_SECONDS")
+    embed_timeout_seconds: Seconds | None = Field(None, alias="EMBED_TIMEOUT_SECONDS")
+    sync_timeout_seconds: Seconds | None = Field(None, alias="SYNC_TIMEOUT_SECONDS")
+    stuck_grace_seconds: Seconds = Field(300.0, alias="STUCK_GRACE_SECONDS")
+
+    # AI providers
+    ai_provider: Literal["local", "azure_openai"] | None = Field(None, alias="AI_PROVIDER")
+    azure_openai_endpoint: str | None = Field(None, alias="AZURE_OPENAI_ENDPOINT")
+    azure_openai_api_version: str = Field("2024-10-21", alias="AZURE_OPENAI_API_VERSION")
+    azure_openai_chat_deployment: str = Field("gpt-4o-mini", alias="AZURE_OPENAI_CHAT_DEPLOYMENT")
+    azure_openai_chat_model: str = Field("gpt-4o-mini", alias="AZURE_OPENAI_CHAT_MODEL")
+    azure_openai_embedding_deployment: str = Field(
+        "text-embedding-3-small", alias="AZURE_OPENAI_EMBEDDING_DEPLOYMENT"
+    )
+    azure_openai_client_id: str | None = Field(None, alias="AZURE_OPENAI_CLIENT_ID")
+    azure_openai_api_key: str | None = Field(None, alias="AZURE_OPENAI_API_KEY")
+    azure_openai_timeout_seconds: Seconds = Field(60.0, alias="AZURE_OPENAI_TIMEOUT_SECONDS")
+    azure_openai_max_retries: int = Field(0, ge=0, le=10, alias="AZURE_OPENAI_MAX_RETRIES")
+    summary_chunk_tokens: int = Field(3000, ge=200, le=1_000_000, alias="SUMMARY_CHUNK_TOKENS")
+    embedding_cache: OnOff = Field("on", alias="EMBEDDING_CACHE")
+
+    @field_validator("sync_targets", mode="before")
+    @classmethod
+    def _json_object(cls, raw: Any) -> Any:
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise ValueError(
+                    f'expected a JSON object {{"name": "https://..."}} ({exc})'
+                ) from exc
+        return raw
+
+    @field_validator("sync_targets")
+    @classmethod
+    def _http_urls(cls, targets: dict[str, str]) -> dict[str, str]:
+        for name, url in targets.items():
+            if urlparse(url).scheme not in ("http", "https"):
+                raise ValueError(f"target {name!r} needs an http(s) URL, got {url!r}")
+        return targets
+
+    @field_validator("embedding_cache", mode="before")
+    @classmethod
+    def _on_off(cls, raw: Any) -> Any:
+        aliases = {"true": "on", "1": "on", "yes": "on", "false": "off", "0": "off", "no": "off"}
+        return aliases.get(str(raw).lower(), str(raw).lower())
+
+
+def _alias(field_name: str) -> str:
+    return str(SettingsTable.model_fields[field_name].alias)
+
+
+# The setting that names each job type's queue (the Functions triggers bind to `%NAME%`).
+QUEUE_NAME_SETTINGS: Mapping[JobType, str] = {t: _alias(f"{t.value}_queue") for t in JobType}
+TIMEOUT_SETTINGS: Mapping[JobType, str] = {t: _alias(f"{t.value}_timeout_seconds") for t in JobType}
 
 
 @dataclass(frozen=True)
@@ -53,255 +139,179 @@ class StorageSettings:
     client_id: str | None = None
 
 
-AI_PROVIDERS = ("local", "azure_openai")
-
-
 @dataclass(frozen=True)
 class AISettings:
     """Which provider runs summarize and embed jobs, and how to reach Azure OpenAI."""
 
-    provider: str = "local"  # "local" (offline MiniLM) or "azure_openai"
-    endpoint: str | None = None
-    api_version: str = "2024-10-21"
-    chat_deployment: str = "gpt-4o-mini"
-    chat_model: str = "gpt-4o-mini"
-    embedding_deployment: str = "text-embedding-3-small"
-    client_id: str | None = None
-    api_key: str | None = None
-    timeout_seconds: float = 60.0
-    max_retries: int = 0
-    summary_chunk_tokens: int = 3000
-    embedding_cache: bool = True
-    embedding_cache_table: str = "embeddingcache"
+    provider: str  # "local" (offline MiniLM) or "azure_openai"
+    endpoint: str | None
+    api_version: str
+    chat_deployment: str
+    chat_model: str
+    embedding_deployment: str
+    client_id: str | None
+    api_key: str | None
+    timeout_seconds: float
+    max_retries: int
+    summary_chunk_tokens: int
+    embedding_cache: bool
+    embedding_cache_table: str
 
 
 @dataclass(frozen=True)
 class Settings:
     service_bus: ServiceBusSettings
     storage: StorageSettings
-    queue_names: Mapping[JobType, str] = field(
-        default_factory=lambda: {t: t.value for t in JobType}
-    )
-    jobs_table: str = "jobs"
-    idempotency_table: str = "idempotency"
-    payload_container: str = "job-payloads"
-    max_request_bytes: int = 192 * 1024
-    sync_targets: Mapping[str, str] = field(default_factory=dict)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    job_timeouts: Mapping[JobType, float] = field(
-        default_factory=lambda: {t: 300.0 for t in JobType}
-    )
-    audit_table: str = "audit"
-    stuck_grace_seconds: float = 300.0
-    ai: AISettings = field(default_factory=AISettings)
+    queue_names: Mapping[JobType, str]
+    jobs_table: str
+    idempotency_table: str
+    payload_container: str
+    max_request_bytes: int
+    sync_targets: Mapping[str, str]
+    retry: RetryPolicy
+    job_timeouts: Mapping[JobType, float]
+    audit_table: str
+    stuck_grace_seconds: float
+    ai: AISettings
+    table: SettingsTable = field(repr=False, compare=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        return _SettingsReader(os.environ if env is None else env).read()
+        return _build(os.environ if env is None else env)
 
 
-class _SettingsReader:
-    """Reads every setting, collecting all problems before raising one ConfigError."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-        self.problems: list[str] = []
-
-    def get(self, name: str) -> str | None:
-        value = self.env.get(name)
-        return value.strip() if value and value.strip() else None
-
-    def parse(self, name: str, default: T, convert: Callable[[str], T], what: str) -> T:
-        raw = self.get(name)
-        if raw is None:
-            return default
-        try:
-            return convert(raw)
-        except (ValueError, TypeError) as exc:
-            self.problems.append(f"{name}={raw!r} is not {what} ({exc})")
-            return default
-
-    def read(self) -> Settings:
-        service_bus = self._service_bus()
-        storage = self._storage()
-        queue_names = {t: self.get(QUEUE_NAME_SETTINGS[t]) or t.value for t in JobType}
-        retry = RetryPolicy(
-            base_seconds=self.parse("RETRY_BASE_SECONDS", 2.0, _positive_float, "a number > 0"),
-            max_seconds=self.parse("RETRY_MAX_SECONDS", 300.0, _positive_float, "a number > 0"),
-            max_attempts=self.parse("RETRY_MAX_ATTEMPTS", 5, _positive_int, "an integer >= 1"),
+def _build(env: Mapping[str, str]) -> Settings:
+    # Blank values count as unset, as the Functions host treats an empty app setting.
+    values = {name: value.strip() for name, value in env.items() if value and value.strip()}
+    problems: list[str] = []
+    try:
+        table = SettingsTable.model_validate(values)
+    except ValidationError as exc:
+        problems += [_describe(error, values) for error in exc.errors()]
+        table = SettingsTable.model_validate(_without_bad_values(values, exc))
+    service_bus = _service_bus(table, problems)
+    storage = _storage(table, problems)
+    ai = _ai(table, problems)
+    if problems:
+        raise ConfigError(
+            "invalid configuration:\n  - "
+            + "\n  - ".join(problems)
+            + "\nSet these in local.settings.json (Values) locally, or as app settings in "
+            "Azure; see local.settings.sample.json."
         )
-        default_timeout = self.parse(
-            "JOB_TIMEOUT_SECONDS", 300.0, _positive_float, "a number of seconds > 0"
-        )
-        timeouts = {
-            t: self.parse(TIMEOUT_SETTINGS[t], default_timeout, _positive_float, "seconds > 0")
-            for t in JobType
-        }
-        settings = Settings(
-            service_bus=service_bus,
-            storage=storage,
-            queue_names=queue_names,
-            jobs_table=self.get("JOBS_TABLE_NAME") or "jobs",
-            idempotency_table=self.get("IDEMPOTENCY_TABLE_NAME") or "idempotency",
-            payload_container=self.get("PAYLOAD_CONTAINER_NAME") or "job-payloads",
-            max_request_bytes=self.parse(
-                "MAX_REQUEST_BYTES", 192 * 1024, _request_limit, "a byte count"
-            ),
-            sync_targets=self.parse("SYNC_TARGETS", {}, _sync_targets, "a JSON object"),
-            retry=retry,
-            job_timeouts=timeouts,
-            audit_table=self.get("AUDIT_TABLE_NAME") or "audit",
-            stuck_grace_seconds=self.parse(
-                "STUCK_GRACE_SECONDS", 300.0, _positive_float, "a number of seconds > 0"
-            ),
-            ai=self._ai(),
-        )
-        if self.problems:
-            raise ConfigError(
-                "invalid configuration:\n  - "
-                + "\n  - ".join(self.problems)
-                + "\nSet these in local.settings.json (Values) locally, or as app settings in "
-                "Azure; see local.settings.sample.json."
+    timeouts = {
+        JobType.SUMMARIZE: table.summarize_timeout_seconds,
+        JobType.EMBED: table.embed_timeout_seconds,
+        JobType.SYNC: table.sync_timeout_seconds,
+    }
+    return Settings(
+        service_bus=service_bus,
+        storage=storage,
+        queue_names={
+            JobType.SUMMARIZE: table.summarize_queue,
+            JobType.EMBED: table.embed_queue,
+            JobType.SYNC: table.sync_queue,
+        },
+        jobs_table=table.jobs_table,
+        idempotency_table=table.idempotency_table,
+        payload_container=table.payload_container,
+        max_request_bytes=table.max_request_bytes,
+        sync_targets=table.sync_targets,
+        retry=RetryPolicy(
+            base_seconds=table.retry_base_seconds,
+            max_seconds=table.retry_max_seconds,
+            max_attempts=table.retry_max_attempts,
+        ),
+        job_timeouts={t: seconds or table.job_timeout_seconds for t, seconds in timeouts.items()},
+        audit_table=table.audit_table,
+        stuck_grace_seconds=table.stuck_grace_seconds,
+        ai=ai,
+        table=table,
+    )
+
+
+def _describe(error: Any, values: Mapping[str, str]) -> str:
+    name = str(error["loc"][0]) if error.get("loc") else "?"
+    message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
+    return f"{name}={values.get(name)!r} is not valid: {message}"
+
+
+def _without_bad_values(values: dict[str, str], exc: ValidationError) -> dict[str, str]:
+    bad = {str(error["loc"][0]) for error in exc.errors() if error.get("loc")}
+    return {name: value for name, value in values.items() if name not in bad}
+
+
+def _service_bus(table: SettingsTable, problems: list[str]) -> ServiceBusSettings:
+    if table.service_bus_connection:
+        if "Endpoint=" not in table.service_bus_connection:
+            problems.append(
+                f"{SERVICE_BUS} is not a Service Bus connection string "
+                "(expected 'Endpoint=sb://...;SharedAccessKeyName=...;SharedAccessKey=...')"
             )
-        return settings
-
-    def _ai(self) -> AISettings:
-        endpoint = self.get("AZURE_OPENAI_ENDPOINT")
-        default = AISettings()
-        provider = self.get("AI_PROVIDER") or ("azure_openai" if endpoint else "local")
-        if provider not in AI_PROVIDERS:
-            self.problems.append(
-                f"AI_PROVIDER={provider!r} is not one of {', '.join(AI_PROVIDERS)}"
-            )
-        if provider == "azure_openai":
-            if not endpoint:
-                self.problems.append("AI_PROVIDER=azure_openai needs AZURE_OPENAI_ENDPOINT")
-            elif urlparse(endpoint).scheme not in ("http", "https"):
-                self.problems.append(f"AZURE_OPENAI_ENDPOINT={endpoint!r} is not an http(s) URL")
-        return AISettings(
-            provider=provider,
-            endpoint=endpoint,
-            api_version=self.get("AZURE_OPENAI_API_VERSION") or default.api_version,
-            chat_deployment=self.get("AZURE_OPENAI_CHAT_DEPLOYMENT") or default.chat_deployment,
-            chat_model=self.get("AZURE_OPENAI_CHAT_MODEL") or default.chat_model,
-            embedding_deployment=self.get("AZURE_OPENAI_EMBEDDING_DEPLOYMENT")
-            or default.embedding_deployment,
-            client_id=self.get("AZURE_OPENAI_CLIENT_ID"),
-            api_key=self.get("AZURE_OPENAI_API_KEY"),
-            timeout_seconds=self.parse(
-                "AZURE_OPENAI_TIMEOUT_SECONDS", 60.0, _positive_float, "seconds > 0"
-            ),
-            max_retries=self.parse(
-                "AZURE_OPENAI_MAX_RETRIES", 0, _non_negative_int, "an integer >= 0"
-            ),
-            summary_chunk_tokens=self.parse(
-                "SUMMARY_CHUNK_TOKENS", 3000, _chunk_tokens, "a token count"
-            ),
-            embedding_cache=self.parse("EMBEDDING_CACHE", True, _on_off, "on or off"),
-            embedding_cache_table=self.get("EMBEDDING_CACHE_TABLE_NAME")
-            or default.embedding_cache_table,
+        return ServiceBusSettings(connection_string=table.service_bus_connection)
+    if table.service_bus_namespace:
+        return ServiceBusSettings(
+            fully_qualified_namespace=table.service_bus_namespace,
+            client_id=table.service_bus_client_id,
         )
+    problems.append(
+        f"{SERVICE_BUS} (a connection string) or {SERVICE_BUS}__fullyQualifiedNamespace "
+        "(with a managed identity) must be set"
+    )
+    return ServiceBusSettings()
 
-    def _service_bus(self) -> ServiceBusSettings:
-        connection = self.get(SERVICE_BUS)
-        namespace = self.get(f"{SERVICE_BUS}__fullyQualifiedNamespace")
-        if connection:
-            if "Endpoint=" not in connection:
-                self.problems.append(
-                    f"{SERVICE_BUS} is not a Service Bus connection string "
-                    "(expected 'Endpoint=sb://...;SharedAccessKeyName=...;SharedAccessKey=...')"
-                )
-            return ServiceBusSettings(connection_string=connection)
-        if namespace:
-            return ServiceBusSettings(
-                fully_qualified_namespace=namespace,
-                client_id=self.get(f"{SERVICE_BUS}__clientId"),
-            )
-        self.problems.append(
-            f"{SERVICE_BUS} (a connection string) or {SERVICE_BUS}__fullyQualifiedNamespace "
-            "(with a managed identity) must be set"
+
+def _storage(table: SettingsTable, problems: list[str]) -> StorageSettings:
+    if table.storage_connection:
+        return StorageSettings(connection_string=table.storage_connection)
+    table_uri, blob_uri = table.storage_table_uri, table.storage_blob_uri
+    if table.storage_account:
+        table_uri = table_uri or f"https://{table.storage_account}.table.core.windows.net"
+        blob_uri = blob_uri or f"https://{table.storage_account}.blob.core.windows.net"
+    if table_uri and blob_uri:
+        for name, uri in (("tableServiceUri", table_uri), ("blobServiceUri", blob_uri)):
+            if urlparse(uri).scheme not in ("http", "https"):
+                problems.append(f"{STORAGE}__{name}={uri!r} is not an http(s) URL")
+        return StorageSettings(
+            table_service_uri=table_uri,
+            blob_service_uri=blob_uri,
+            client_id=table.storage_client_id,
         )
-        return ServiceBusSettings()
-
-    def _storage(self) -> StorageSettings:
-        connection = self.get(STORAGE)
-        if connection:
-            return StorageSettings(connection_string=connection)
-        account = self.get(f"{STORAGE}__accountName")
-        table_uri = self.get(f"{STORAGE}__tableServiceUri")
-        blob_uri = self.get(f"{STORAGE}__blobServiceUri")
-        if account:
-            table_uri = table_uri or f"https://{account}.table.core.windows.net"
-            blob_uri = blob_uri or f"https://{account}.blob.core.windows.net"
-        if table_uri and blob_uri:
-            for name, uri in (("tableServiceUri", table_uri), ("blobServiceUri", blob_uri)):
-                if urlparse(uri).scheme not in ("http", "https"):
-                    self.problems.append(f"{STORAGE}__{name}={uri!r} is not an http(s) URL")
-            return StorageSettings(
-                table_service_uri=table_uri,
-                blob_service_uri=blob_uri,
-                client_id=self.get(f"{STORAGE}__clientId"),
-            )
-        self.problems.append(
-            f"{STORAGE} (a connection string), {STORAGE}__accountName, or both "
-            f"{STORAGE}__tableServiceUri and {STORAGE}__blobServiceUri must be set"
-        )
-        return StorageSettings()
+    problems.append(
+        f"{STORAGE} (a connection string), {STORAGE}__accountName, or both "
+        f"{STORAGE}__tableServiceUri and {STORAGE}__blobServiceUri must be set"
+    )
+    return StorageSettings()
 
 
-def _positive_float(raw: str) -> float:
-    value = float(raw)
-    if value <= 0:
-        raise ValueError("must be > 0")
-    return value
+def _ai(table: SettingsTable, problems: list[str]) -> AISettings:
+    endpoint = table.azure_openai_endpoint
+    provider = table.ai_provider or ("azure_openai" if endpoint else "local")
+    if provider == "azure_openai":
+        if not endpoint:
+            problems.append("AI_PROVIDER=azure_openai needs AZURE_OPENAI_ENDPOINT")
+        elif urlparse(endpoint).scheme not in ("http", "https"):
+            problems.append(f"AZURE_OPENAI_ENDPOINT={endpoint!r} is not an http(s) URL")
+    return AISettings(
+        provider=provider,
+        endpoint=endpoint,
+        api_version=table.azure_openai_api_version,
+        chat_deployment=table.azure_openai_chat_deployment,
+        chat_model=table.azure_openai_chat_model,
+        embedding_deployment=table.azure_openai_embedding_deployment,
+        client_id=table.azure_openai_client_id,
+        api_key=table.azure_openai_api_key,
+        timeout_seconds=table.azure_openai_timeout_seconds,
+        max_retries=table.azure_openai_max_retries,
+        summary_chunk_tokens=table.summary_chunk_tokens,
+        embedding_cache=table.embedding_cache == "on",
+        embedding_cache_table=table.embedding_cache_table,
+    )
 
 
-def _positive_int(raw: str) -> int:
-    value = int(raw)
-    if value < 1:
-        raise ValueError("must be >= 1")
-    return value
-
-
-def _non_negative_int(raw: str) -> int:
-    value = int(raw)
-    if value < 0:
-        raise ValueError("must be >= 0")
-    return value
-
-
-def _chunk_tokens(raw: str) -> int:
-    value = int(raw)
-    if not 200 <= value <= 1_000_000:
-        raise ValueError("must be between 200 and 1000000")
-    return value
-
-
-def _on_off(raw: str) -> bool:
-    lowered = raw.lower()
-    if lowered in ("on", "true", "1", "yes"):
-        return True
-    if lowered in ("off", "false", "0", "no"):
-        return False
-    raise ValueError("expected on or off")
-
-
-def _request_limit(raw: str) -> int:
-    value = int(raw)
-    if not 1024 <= value <= 200 * 1024:
-        # Above ~200 KB a job message no longer fits Service Bus Standard's 256 KB limit.
-        raise ValueError("must be between 1024 and 204800")
-    return value
-
-
-def _sync_targets(raw: str) -> dict[str, str]:
-    targets = json.loads(raw)
-    if not isinstance(targets, dict):
-        raise ValueError('expected {"name": "https://..."}')
-    for name, url in targets.items():
-        if not isinstance(url, str) or urlparse(url).scheme not in ("http", "https"):
-            raise ValueError(f"target {name!r} needs an http(s) URL, got {url!r}")
-    return targets
+def setting_names() -> set[str]:
+    """Every app setting name the table reads (for docs and infra checks)."""
+    return {str(info.alias) for info in SettingsTable.model_fields.values() if info.alias}
 
 
 def read_local_settings(path: str | os.PathLike[str]) -> dict[str, str]:

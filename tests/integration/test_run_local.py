@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -84,7 +85,7 @@ def test_run_local_serves_runs_a_job_and_stops_cleanly(tmp_path: Path):
                 f"{base}/jobs", json={"type": job_type, "input": job_input}, timeout=30
             )
             assert submitted.status_code == 202
-            doc = {"status": "queued"}
+            doc: dict[str, Any] = {"status": "queued"}
             while doc["status"] not in ("succeeded", "failed", "dead_lettered"):
                 assert time.monotonic() < deadline + 60, doc
                 time.sleep(0.2)

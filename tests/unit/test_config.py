@@ -77,3 +77,45 @@ def test_overrides():
     assert settings.sync_targets == {"crm": "https://crm.example"}
     assert settings.job_timeouts[JobType.SUMMARIZE] == 60.0
     assert settings.job_timeouts[JobType.EMBED] == 10.0
+
+
+def test_every_problem_is_reported_at_once_with_its_value():
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(
+            {**BASE, "RETRY_MAX_ATTEMPTS": "0", "EMBEDDING_CACHE": "maybe", "AI_PROVIDER": "gpt"}
+        )
+    message = raised.value.message
+    assert "RETRY_MAX_ATTEMPTS='0'" in message
+    assert "EMBEDDING_CACHE='maybe'" in message
+    assert "AI_PROVIDER='gpt'" in message
+
+
+def test_blank_values_count_as_unset():
+    settings = Settings.from_env({**BASE, "AZURE_OPENAI_ENDPOINT": " ", "RETRY_MAX_ATTEMPTS": ""})
+    assert settings.ai.provider == "local"
+    assert settings.retry.max_attempts == 5
+
+
+def test_ai_provider_follows_the_endpoint_unless_set():
+    endpoint = {"AZURE_OPENAI_ENDPOINT": "https://aoai.example"}
+    assert Settings.from_env({**BASE, **endpoint}).ai.provider == "azure_openai"
+    assert Settings.from_env({**BASE, **endpoint, "AI_PROVIDER": "local"}).ai.provider == "local"
+    with pytest.raises(ConfigError, match="needs AZURE_OPENAI_ENDPOINT"):
+        Settings.from_env({**BASE, "AI_PROVIDER": "azure_openai"})
+
+
+def test_the_sample_settings_name_only_settings_the_table_knows():
+    import json
+    from pathlib import Path
+
+    from shared.config import setting_names
+
+    sample = Path(__file__).resolve().parents[2] / "local.settings.sample.json"
+    values = json.loads(sample.read_text())["Values"]
+    host_only = {
+        "FUNCTIONS_WORKER_RUNTIME",
+        "AzureWebJobsFeatureFlags",
+        "PYTHON_ENABLE_INIT_INDEXING",
+    }
+    telemetry = {"APPLICATIONINSIGHTS_CONNECTION_STRING"}
+    assert set(values) - setting_names() - host_only - telemetry == set()
