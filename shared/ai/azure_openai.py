@@ -120,8 +120,11 @@ async def _bounded(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
         async with gate:
             return await call()
 
-    async with asyncio.TaskGroup() as group:
-        tasks = [group.create_task(one(call)) for call in calls]
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(call)) for call in calls]
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None  # the first failure, with its own cause chain
     return [task.result() for task in tasks]
 
 

@@ -27,8 +27,7 @@ class LocalEmbedder:
         self._model = model
 
     async def embed(self, texts: list[str]) -> Embeddings:
-        vectors = await self._model.run(texts)
-        tokens = sum(self._model.count_tokens(texts))
+        vectors, tokens = await self._model.run(texts)
         return Embeddings(vectors=vectors, usage=Usage(prompt_tokens=tokens))
 
 
@@ -44,9 +43,8 @@ class LocalSummarizer:
         if len(sentences) <= 1:
             text = sentences[0] if sentences else request.text.strip()
             return self._summary(request, [text], tokens=0)
-        vectors = await self._model.run(sentences)
+        vectors, tokens = await self._model.run(sentences)
         chosen = select_sentences(vectors, sentences, request.max_sentences, request.max_words)
-        tokens = sum(self._model.count_tokens(sentences))
         return self._summary(request, [sentences[i] for i in chosen], tokens=tokens)
 
     def _summary(self, request: SummaryRequest, picked: list[str], *, tokens: int) -> Summary:

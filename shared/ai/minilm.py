@@ -90,34 +90,34 @@ class MiniLM:
             self._tokenizer = tokenizer
             self._session = session
 
-    def count_tokens(self, texts: list[str]) -> list[int]:
-        """Tokens each text uses in the model's window (after truncation)."""
-        self.load()
-        return [len(encoding.ids) for encoding in self._tokenizer.encode_batch(texts)]
-
     def encode(self, texts: list[str]) -> Vectors:
         """Blocking: unit-norm vectors for `texts`, in order, computed in batches."""
+        return self.encode_counting(texts)[0]
+
+    def encode_counting(self, texts: list[str]) -> tuple[Vectors, int]:
+        """Blocking: the vectors, and how many tokens the model read (for usage)."""
         self.load()
         if not texts:
-            return np.zeros((0, DIMENSIONS), dtype=np.float32)
-        parts = [
-            self._encode_batch(texts[start : start + self.batch_size])
-            for start in range(0, len(texts), self.batch_size)
-        ]
-        return np.concatenate(parts, axis=0)
+            return np.zeros((0, DIMENSIONS), dtype=np.float32), 0
+        parts, tokens = [], 0
+        for start in range(0, len(texts), self.batch_size):
+            vectors, mask = self._encode_batch(texts[start : start + self.batch_size])
+            parts.append(vectors)
+            tokens += int(mask.sum())
+        return np.concatenate(parts, axis=0), tokens
 
-    def _encode_batch(self, texts: list[str]) -> Vectors:
+    def _encode_batch(self, texts: list[str]) -> tuple[Vectors, np.ndarray]:
         encodings = self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         (hidden,) = self._session.run(["last_hidden_state"], feeds)
-        return mean_pool_normalized(hidden, mask)
+        return mean_pool_normalized(hidden, mask), mask
 
-    async def run(self, texts: list[str]) -> Vectors:
-        """`encode` on the model's own thread, awaited from the event loop."""
+    async def run(self, texts: list[str]) -> tuple[Vectors, int]:
+        """`encode_counting` on the model's own thread, awaited from the event loop."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.encode, texts)
+        return await loop.run_in_executor(self._executor, self.encode_counting, texts)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
