@@ -1,6 +1,7 @@
 // Conveyor on Azure: a Flex Consumption Function App with a user-assigned identity, a Service
 // Bus namespace with one queue per job type, a Storage account (host storage, job tables,
-// claim-check blobs) and Application Insights. No keys: every connection uses the identity.
+// claim-check blobs), Application Insights and (optionally) Azure OpenAI. No keys: every
+// connection uses the identity.
 targetScope = 'subscription'
 
 @minLength(1)
@@ -13,14 +14,35 @@ param environmentName string
 @metadata({ azd: { type: 'location' } })
 param location string
 
-@description('Object id of a user or group given data access too, for the DLQ tools; empty for none.')
+@description('Object id of the principal running azd (azd fills it in); it gets data access for the DLQ tools.')
 param principalId string = ''
 
+@description('What kind of principal principalId is: a user locally, a service principal in CI (azd fills it in).')
 @allowed(['User', 'Group', 'ServicePrincipal'])
 param principalType string = 'User'
 
-@description('Downstream systems the sync worker may call: JSON object, target name -> base URL; empty for none.')
-param syncTargets string = ''
+@description('Give principalId data access (Service Bus, Storage, Azure OpenAI) for the operator tools.')
+param grantOperatorAccess bool = true
+
+@description('Downstream systems the sync worker may call: target name -> base URL.')
+param syncTargets object = {}
+
+@description('Create an Azure OpenAI account for summarize and embed jobs; false runs them on the packaged local model.')
+param deployOpenAI bool = true
+
+@description('Region of the Azure OpenAI account (model availability differs by region).')
+param openAILocation string = location
+
+param chatModel string = 'gpt-4o-mini'
+param chatModelVersion string = '2024-07-18'
+@minValue(1)
+param chatCapacity int = 30
+param embeddingModel string = 'text-embedding-3-small'
+param embeddingModelVersion string = '1'
+@minValue(1)
+param embeddingCapacity int = 120
+@allowed(['Standard', 'GlobalStandard'])
+param openAIDeploymentSku string = 'GlobalStandard'
 
 @description('Most instances the app may scale out to.')
 @minValue(40)
@@ -86,6 +108,23 @@ module serviceBus 'modules/servicebus.bicep' = {
   }
 }
 
+module openAI 'modules/openai.bicep' = if (deployOpenAI) {
+  name: 'openai'
+  scope: resourceGroup
+  params: {
+    name: 'oai-conveyor-${resourceToken}'
+    location: openAILocation
+    tags: tags
+    chatModel: chatModel
+    chatModelVersion: chatModelVersion
+    chatCapacity: chatCapacity
+    embeddingModel: embeddingModel
+    embeddingModelVersion: embeddingModelVersion
+    embeddingCapacity: embeddingCapacity
+    deploymentSku: openAIDeploymentSku
+  }
+}
+
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
   scope: resourceGroup
@@ -101,6 +140,10 @@ module functionApp 'modules/functionapp.bicep' = {
     serviceBusNamespace: serviceBus.outputs.fullyQualifiedNamespace
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     syncTargets: syncTargets
+    openAIEndpoint: deployOpenAI ? openAI!.outputs.endpoint : ''
+    chatDeployment: deployOpenAI ? openAI!.outputs.chatDeployment : chatModel
+    chatModel: chatModel
+    embeddingDeployment: deployOpenAI ? openAI!.outputs.embeddingDeployment : embeddingModel
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
   }
@@ -118,7 +161,17 @@ module appAccess 'modules/access.bicep' = {
   }
 }
 
-module operatorAccess 'modules/access.bicep' = if (!empty(principalId)) {
+module appOpenAIAccess 'modules/openai-access.bicep' = if (deployOpenAI) {
+  name: 'access-app-openai'
+  scope: resourceGroup
+  params: {
+    principalId: identity.outputs.principalId
+    principalType: 'ServicePrincipal'
+    accountName: openAI!.outputs.name
+  }
+}
+
+module operatorAccess 'modules/access.bicep' = if (grantOperatorAccess && !empty(principalId)) {
   name: 'access-operator'
   scope: resourceGroup
   params: {
@@ -127,6 +180,16 @@ module operatorAccess 'modules/access.bicep' = if (!empty(principalId)) {
     storageAccountName: storage.outputs.name
     serviceBusNamespaceName: serviceBus.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
+  }
+}
+
+module operatorOpenAIAccess 'modules/openai-access.bicep' = if (deployOpenAI && grantOperatorAccess && !empty(principalId)) {
+  name: 'access-operator-openai'
+  scope: resourceGroup
+  params: {
+    principalId: principalId
+    principalType: principalType
+    accountName: openAI!.outputs.name
   }
 }
 
@@ -139,3 +202,5 @@ output SERVICE_API_NAME string = functionApp.outputs.name
 output SERVICE_API_URI string = functionApp.outputs.uri
 output ServiceBusConnection__fullyQualifiedNamespace string = serviceBus.outputs.fullyQualifiedNamespace
 output AzureWebJobsStorage__accountName string = storage.outputs.name
+output AZURE_OPENAI_ENDPOINT string = deployOpenAI ? openAI!.outputs.endpoint : ''
+output AI_PROVIDER string = deployOpenAI ? 'azure_openai' : 'local'

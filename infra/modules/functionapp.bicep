@@ -10,7 +10,12 @@ param storageAccountName string
 param deploymentContainerUrl string
 param serviceBusNamespace string
 param applicationInsightsConnectionString string
-param syncTargets string
+param syncTargets object
+@description('Azure OpenAI endpoint; empty runs summarize and embed on the packaged local model.')
+param openAIEndpoint string
+param chatDeployment string
+param chatModel string
+param embeddingDeployment string
 param maximumInstanceCount int
 param instanceMemoryMB int
 
@@ -33,11 +38,23 @@ var appSettings = {
   IDEMPOTENCY_TABLE_NAME: 'idempotency'
   AUDIT_TABLE_NAME: 'audit'
   PAYLOAD_CONTAINER_NAME: 'job-payloads'
-  SYNC_TARGETS: empty(syncTargets) ? '{}' : syncTargets
+  SYNC_TARGETS: string(syncTargets)
   RETRY_BASE_SECONDS: '2'
   RETRY_MAX_SECONDS: '300'
   RETRY_MAX_ATTEMPTS: '5'
   JOB_TIMEOUT_SECONDS: '300'
+  AI_PROVIDER: empty(openAIEndpoint) ? 'local' : 'azure_openai'
+  AZURE_OPENAI_ENDPOINT: openAIEndpoint
+  AZURE_OPENAI_API_VERSION: '2024-10-21'
+  AZURE_OPENAI_CHAT_DEPLOYMENT: chatDeployment
+  AZURE_OPENAI_CHAT_MODEL: chatModel
+  AZURE_OPENAI_EMBEDDING_DEPLOYMENT: embeddingDeployment
+  AZURE_OPENAI_CLIENT_ID: identityClientId
+  AZURE_OPENAI_TIMEOUT_SECONDS: '60'
+  AZURE_OPENAI_MAX_RETRIES: '0'
+  SUMMARY_CHUNK_TOKENS: '3000'
+  EMBEDDING_CACHE: 'on'
+  EMBEDDING_CACHE_TABLE_NAME: 'embeddingcache'
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
@@ -70,7 +87,6 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     siteConfig: {
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       appSettings: [for setting in items(appSettings): { name: setting.key, value: setting.value }]
     }
     functionAppConfig: {

@@ -7,6 +7,7 @@ param deploymentContainerName string
 param jobsTableName string = 'jobs'
 param idempotencyTableName string = 'idempotency'
 param auditTableName string = 'audit'
+param embeddingCacheTableName string = 'embeddingcache'
 param payloadContainerName string = 'job-payloads'
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
@@ -48,7 +49,7 @@ resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-0
 }
 
 resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = [
-  for table in [jobsTableName, idempotencyTableName, auditTableName]: {
+  for table in [jobsTableName, idempotencyTableName, auditTableName, embeddingCacheTableName]: {
     parent: tableService
     name: table
   }

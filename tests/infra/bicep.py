@@ -65,4 +65,5 @@ def loop_body(config: dict[str, Any]) -> dict[str, Any]:
 
 def outputs_used(path: Path) -> set[tuple[str, str]]:
     """(symbol, output) for every `symbol.outputs.name` in a file."""
-    return set(re.findall(r"\b(\w+)\.outputs\.(\w+)", path.read_text(encoding="utf-8")))
+    text = path.read_text(encoding="utf-8")
+    return set(re.findall(r"\b(\w+)!?\.outputs\.(\w+)", text))  # `m!.outputs`: m is conditional

@@ -44,6 +44,7 @@ KNOWN_ROLES = {
     "090c5cfd-751d-490a-894a-3ce6f1109419": "Azure Service Bus Data Owner",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
 }
+OPENAI_USER = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"  # Cognitive Services OpenAI User
 # Values in local.settings.sample.json that Azure gets another way.
 LOCAL_ONLY_SETTINGS = {
     "FUNCTIONS_WORKER_RUNTIME": "Flex Consumption takes the runtime from functionAppConfig",
@@ -59,17 +60,24 @@ def app_settings() -> dict[str, Any]:
     return settings
 
 
-def resolved_app_settings() -> dict[str, str]:
-    """App settings as the app would see them, with deployment-time values as placeholders.
-
-    A conditional on an optional parameter resolves to its branch for an empty parameter.
-    """
+def resolved_app_settings(**parameters: str) -> dict[str, str]:
+    """App settings as the app would see them, with deployment-time values as placeholders
+    (or the values given). A conditional on `empty(p)` takes the branch `p` selects;
+    `string(object)` gives that object's JSON (`{}` for the default)."""
     declared = symbols(parse(MODULES / "functionapp.bicep"))
 
     def resolve(value: Any) -> str:
         if isinstance(value, dict) and value.get("operator", {}).get("type") == "conditional":
-            return resolve(value["operator"]["operands"]["true_value"])
+            operands = value["operator"]["operands"]
+            condition = json.dumps(operands["condition"])
+            tested = re.search(r'"(?:item_to_test|value_to_check)": "(\w+)"', condition)
+            empty = tested is None or not parameters.get(tested[1])
+            return resolve(operands["true_value" if empty else "false_value"])
+        if isinstance(value, dict) and value.get("function", {}).get("type") == "string":
+            return parameters.get(value["function"]["parameters"]["value_to_convert"], "{}")
         assert isinstance(value, str), f"cannot resolve {value!r}"
+        if value in parameters:
+            return parameters[value]
         if value in declared:
             return f"placeholder-{value}"
         return re.sub(r"\$\{(\w+)\}", lambda m: f"placeholder-{m[1]}", value)
@@ -198,9 +206,9 @@ def test_storage_holds_the_tables_and_containers_the_app_uses():
         return found
 
     settings = Settings.from_env(resolved_app_settings())
-    assert {settings.jobs_table, settings.idempotency_table, settings.audit_table} <= names(
-        "Microsoft.Storage/storageAccounts/tableServices/tables"
-    )
+    tables = {settings.jobs_table, settings.idempotency_table, settings.audit_table}
+    tables.add(settings.ai.embedding_cache_table)
+    assert tables <= names("Microsoft.Storage/storageAccounts/tableServices/tables")
     containers = names("Microsoft.Storage/storageAccounts/blobServices/containers")
     assert settings.payload_container in containers
 
@@ -246,7 +254,6 @@ def test_local_authentication_is_off_and_tls_is_current():
     assert site["identity"]["type"] == "UserAssigned"
     assert site["properties"]["httpsOnly"] is True
     assert site["properties"]["siteConfig"]["minTlsVersion"] == "1.2"
-    assert site["properties"]["siteConfig"]["ftpsState"] == "Disabled"
     deployment = site["properties"]["functionAppConfig"]["deployment"]["storage"]
     assert deployment["authentication"]["type"] == "UserAssignedIdentity"
 
@@ -265,6 +272,88 @@ def test_the_identity_gets_the_data_roles_it_needs_and_no_others():
         assert body["properties"]["principalId"] == "principalId"
     main = parse(MAIN)["modules"]
     assert module_config(main["appAccess"])["params"]["principalType"] == "ServicePrincipal"
+
+
+def test_flex_consumption_site_config_has_only_what_flex_supports():
+    """Flex Consumption deprecates FTPS settings and several siteConfig properties (runtime,
+    worker counts, always-on...): they move to functionAppConfig or go away."""
+    site = resource_config(parse(MODULES / "functionapp.bicep"), "site")
+    assert set(site["properties"]["siteConfig"]) <= {"minTlsVersion", "appSettings", "cors"}
+
+
+# ---- Azure OpenAI ---------------------------------------------------------------------------
+
+
+def test_azure_openai_account_uses_entra_id_only_with_both_deployments():
+    openai = parse(MODULES / "openai.bicep")
+    account = resource_config(openai, "account")
+    assert account["kind"] == "OpenAI"
+    assert account["properties"]["disableLocalAuth"] is True
+    assert account["properties"]["customSubDomainName"] == "name"  # Entra ID needs it
+    deployments = resources_of_type(openai, "Microsoft.CognitiveServices/accounts/deployments")
+    models = {d["config"]["properties"]["model"]["name"] for d in deployments}
+    assert models == {"chatModel", "embeddingModel"}
+    main = parse(MAIN)
+    assert main["parameters"]["deployOpenAI"]["default"] is True
+    assert main["parameters"]["chatModel"]["default"] == "gpt-4o-mini"
+    assert main["parameters"]["embeddingModel"]["default"] == "text-embedding-3-small"
+
+
+def test_the_app_identity_may_call_azure_openai_and_nothing_more():
+    access = parse(MODULES / "openai-access.bicep")
+    assert access["variables"]["openAIUser"]["value"] == OPENAI_USER
+    (assignment,) = resources_of_type(access, "Microsoft.Authorization/roleAssignments")
+    assert assignment["config"]["name"]["function"]["type"] == "guid"
+    app = module_config(parse(MAIN)["modules"]["appOpenAIAccess"])["params"]
+    assert app["principalType"] == "ServicePrincipal"
+    assert "identity" in json.dumps(app["principalId"])
+
+
+def test_the_app_reads_azure_openai_settings_with_its_identity():
+    settings = Settings.from_env(
+        resolved_app_settings(openAIEndpoint="https://oai-x.openai.azure.com/")
+    )
+    assert settings.ai.provider == "azure_openai"
+    assert settings.ai.endpoint == "https://oai-x.openai.azure.com/"
+    assert settings.ai.client_id == "placeholder-identityClientId"
+    assert settings.ai.api_key is None
+    assert settings.ai.max_retries == 0
+    without = Settings.from_env(resolved_app_settings())
+    assert without.ai.provider == "local"  # deployOpenAI=false: the packaged model
+
+
+# ---- azd parameters -------------------------------------------------------------------------
+
+
+def test_sync_targets_is_an_object_parameter_azd_can_parse():
+    """azd pastes a `string` parameter's text unescaped into the JSON: a JSON value breaks it.
+    An `object` parameter is parsed, and the app setting is its JSON text."""
+    assert parse(MAIN)["parameters"]["syncTargets"]["type"] == "object"
+    assert parse(MODULES / "functionapp.bicep")["parameters"]["syncTargets"]["type"] == "object"
+    targets = '{"crm": "https://crm.example"}'
+    settings = Settings.from_env(resolved_app_settings(syncTargets=targets))
+    assert settings.sync_targets == {"crm": "https://crm.example"}
+
+
+def test_principal_type_comes_from_azd_so_a_service_principal_can_deploy():
+    parameters = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))
+    assert parameters["parameters"]["principalType"]["value"] == "${AZURE_PRINCIPAL_TYPE}"
+    assert parameters["parameters"]["principalId"]["value"] == "${AZURE_PRINCIPAL_ID}"
+    main = parse(MAIN)
+    assert "ServicePrincipal" in json.dumps(main["parameters"]["principalType"])
+    for name in ("operatorAccess", "operatorOpenAIAccess"):
+        params = module_config(main["modules"][name])["params"]
+        assert params["principalType"] == "principalType", f"{name} hard-codes its principal type"
+    text = MAIN.read_text(encoding="utf-8")
+    assert "principalType: 'User'" not in text
+
+
+def test_operator_access_can_be_turned_off_from_the_azd_environment():
+    parameters = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))
+    value = parameters["parameters"]["grantOperatorAccess"]["value"]
+    assert value.startswith("${CONVEYOR_GRANT_OPERATOR_ACCESS")
+    condition = json.dumps(parse(MAIN)["modules"]["operatorAccess"]["config"]["condition"])
+    assert "grantOperatorAccess" in condition
 
 
 # ---- azd and packaging ----------------------------------------------------------------------
