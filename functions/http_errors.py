@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,9 +15,7 @@ from shared.errors import (
     Conflict,
     ConveyorError,
     FieldProblem,
-    MalformedRequest,
     NotFound,
-    PayloadTooLarge,
     ServiceUnavailable,
     ValidationFailed,
 )
@@ -29,12 +28,36 @@ PROBLEM_TYPE_BASE = "https://conveyor.dev/problems/"
 
 _STATUS_BY_ERROR: list[tuple[type[ConveyorError], int, str]] = [
     (ValidationFailed, 422, "Request is not valid"),
-    (MalformedRequest, 400, "Request could not be read"),
-    (PayloadTooLarge, 413, "Request body is too large"),
     (NotFound, 404, "Not found"),
     (Conflict, 409, "Conflict"),
     (ServiceUnavailable, 503, "A dependency is unavailable"),
 ]
+
+
+def problem_document(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    code: str,
+    instance: str | None = None,
+    errors: list[FieldProblem] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The one way an RFC 9457 problem document is built (routes and raw ASGI middleware)."""
+    body: dict[str, Any] = {
+        **(extra or {}),
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if instance:
+        body["instance"] = instance
+    if errors:
+        body["errors"] = [{"field": e.field, "message": e.message} for e in errors]
+    return body
 
 
 def problem(
@@ -48,18 +71,9 @@ def problem(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {
-        **(extra or {}),
-        "type": PROBLEM_TYPE_BASE + code,
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-    }
-    if instance:
-        body["instance"] = instance
-    if errors:
-        body["errors"] = [{"field": e.field, "message": e.message} for e in errors]
+    body = problem_document(
+        status, title, detail, code=code, instance=instance, errors=errors, extra=extra
+    )
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -70,10 +84,8 @@ def conveyor_error_response(request: Request, exc: ConveyorError) -> JSONRespons
             status, title = error_status, error_title
             break
     headers = None
-    if isinstance(exc, ServiceUnavailable):
-        headers = {"Retry-After": str(exc.retry_after)}
-    elif isinstance(exc, Conflict) and exc.code == "idempotency_in_progress":
-        headers = {"Retry-After": "1"}
+    if exc.retry_after is not None:
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
     if status >= 500:
         log.warning("%s %s -> %d: %s", request.method, request.url.path, status, exc.message)
     problems = exc.problems if isinstance(exc, ValidationFailed) else None

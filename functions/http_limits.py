@@ -6,7 +6,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from functions.http_errors import PROBLEM_JSON, PROBLEM_TYPE_BASE
+from functions.http_errors import PROBLEM_JSON, problem_document
 
 
 class BodySizeLimit:
@@ -56,15 +56,14 @@ class BodySizeLimit:
 
     async def _reject(self, scope: Scope, send: Send) -> None:
         body = json.dumps(
-            {
-                "type": PROBLEM_TYPE_BASE + "payload_too_large",
-                "title": "Request body is too large",
-                "status": 413,
-                "detail": f"the request body is over {self.max_bytes} bytes; send less, or "
-                "split the work into several jobs",
-                "code": "payload_too_large",
-                "instance": scope.get("path", ""),
-            }
+            problem_document(
+                413,
+                "Request body is too large",
+                f"the request body is over {self.max_bytes} bytes; send less, or split the "
+                "work into several jobs",
+                code="payload_too_large",
+                instance=scope.get("path", ""),
+            )
         ).encode()
         await send(
             {

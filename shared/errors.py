@@ -11,6 +11,9 @@ from typing import Any
 
 class ConveyorError(Exception):
     code = "error"
+    # Seconds after which trying again may succeed (an HTTP edge sends it as Retry-After);
+    # None when waiting would not help.
+    retry_after: float | None = None
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -40,22 +43,18 @@ class ValidationFailed(ConveyorError):
         self.problems = problems or []
 
 
-class MalformedRequest(ConveyorError):
-    """The request could not be read at all (not JSON, wrong content type)."""
-
-    code = "malformed_request"
-
-
-class PayloadTooLarge(ConveyorError):
-    code = "payload_too_large"
-
-
 class NotFound(ConveyorError):
     code = "not_found"
 
 
 class Conflict(ConveyorError):
     code = "conflict"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
 
 
 class InvalidTransition(Conflict):
@@ -72,7 +71,7 @@ class ServiceUnavailable(ConveyorError):
 
     code = "service_unavailable"
 
-    def __init__(self, message: str, *, retry_after: int = 5, code: str | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: float = 5, code: str | None = None) -> None:
         super().__init__(message, code=code)
         self.retry_after = retry_after
 

@@ -25,7 +25,6 @@ from shared.jobs import (
     SyncRequest,
     new_job_id,
     request_fingerprint,
-    require_job_id,
     utcnow,
 )
 from shared.queue import JobMessage, JobQueue
@@ -44,6 +43,9 @@ class Submitted:
 
 
 class JobService:
+    """Submit, look up and cancel. The HTTP edge has already checked the formats of job ids
+    and Idempotency-Keys (`require_job_id`, `check_idempotency_key`), before any I/O."""
+
     def __init__(self, store: JobStore, queue: JobQueue, sync_targets: Mapping[str, str]) -> None:
         self._store = store
         self._queue = queue
@@ -58,7 +60,6 @@ class JobService:
         job_id = new_job_id()
 
         if idempotency_key is not None:
-            check_idempotency_key(idempotency_key)
             existing = await self._store.claim_idempotency_key(
                 owner, idempotency_key, fingerprint, job_id
             )
@@ -105,12 +106,9 @@ class JobService:
         return Submitted(job=job, created=True)
 
     async def get(self, job_id: str) -> Job:
-        require_job_id(job_id)
         return await self._store.get(job_id)
 
     async def cancel(self, job_id: str) -> Job:
-        await self.get(job_id)  # 404 for unknown ids before anything else
-
         def to_cancelled(job: Job) -> Job:
             if job.status.is_terminal:
                 raise Conflict(
@@ -144,6 +142,7 @@ class JobService:
             raise Conflict(
                 "a request with this Idempotency-Key is still being processed; retry shortly",
                 code="idempotency_in_progress",
+                retry_after=1,
             ) from exc
         return Submitted(job=job, created=False)
 
