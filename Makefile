@@ -6,10 +6,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# checkov has many pinned dependencies of its own: it gets a venv apart from the app's.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.0
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 .PHONY: install run test lint typecheck pytest bench clean
 
 install: $(PY_STAMP) $(NODE_STAMP)
+
+$(CHECKOV_STAMP): Makefile
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	touch $@
 
 $(PY_STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,7 +40,7 @@ lint: $(PY_STAMP)
 typecheck: $(PY_STAMP)
 	$(PY) -m mypy
 
-pytest: install
+pytest: install $(CHECKOV_STAMP)
 	$(PY) -m pytest
 
 test: lint typecheck pytest
@@ -42,4 +51,4 @@ bench: install
 	$(PY) -m bench.embeddings
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .local
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .local

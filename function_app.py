@@ -1,4 +1,11 @@
-"""Azure Functions entry point: builds the app and registers the triggers. Nothing else."""
+"""Azure Functions entry point: builds the app and registers the triggers. Nothing else.
+
+Two names are its contract:
+- `app`, the Functions app the Azure Functions host indexes;
+- `asgi_app`, the same HTTP app as a plain ASGI application, for hosts that serve ASGI
+  themselves (devtools/host.py). Its lifespan shutdown closes the shared clients, so such a
+  host sends it only after its queue triggers have drained.
+"""
 
 import azure.functions as func
 
@@ -9,8 +16,8 @@ from functions.runtime import load_settings, make_provider, start_telemetry
 settings = load_settings()
 provider = make_provider(settings)
 
-api = create_api(provider, max_request_bytes=settings.max_request_bytes)
-start_telemetry(api)
-app = func.AsgiFunctionApp(app=api, http_auth_level=func.AuthLevel.FUNCTION)
+asgi_app = create_api(provider, max_request_bytes=settings.max_request_bytes)
+start_telemetry(asgi_app, settings)
+app = func.AsgiFunctionApp(app=asgi_app, http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(workers.create_blueprint(provider))
 app.register_functions(dead_letters.create_blueprint(provider))

@@ -21,7 +21,7 @@ from azure.servicebus import ServiceBusMessage
 from azure.servicebus.aio import ServiceBusClient
 
 from devtools.azurite import run_azurite
-from devtools.host import ServiceBusOptions
+from devtools.host_config import ServiceBusOptions
 from devtools.host_process import HostProcess
 from devtools.servicebus_emulator.process import start_emulator
 from shared.config import Settings

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import FrameType
 
 from devtools.azurite import run_azurite
-from devtools.host import apply_local_settings
+from devtools.host_config import apply_local_settings
 from devtools.processes import port_is_free, stop_process
 from shared.errors import ConfigError
 

@@ -5,6 +5,8 @@ Thin by design: parse and validate, call shared.submission.JobService, map the a
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Header, Request, Response
@@ -62,7 +64,15 @@ JobId = Annotated[str, Depends(known_job_id)]
 
 
 def create_api(provider: ServicesProvider, *, max_request_bytes: int) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Clients are built on first use; the ASGI shutdown (sent by the Functions ASGI
+        # wrapper, or by devtools/host.py after its triggers drained) closes them.
+        yield
+        await provider.aclose()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Conveyor",
         version="0.1.0",
         summary="Serverless jobs on Azure: submit, track, cancel.",

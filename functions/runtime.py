@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 
 from fastapi import FastAPI
 
@@ -27,10 +26,11 @@ def make_provider(settings: Settings) -> ServicesProvider:
     return ServicesProvider(factory)
 
 
-def start_telemetry(api: FastAPI) -> bool:
-    """Export to Application Insights when configured, with a server span per HTTP request
-    (the parent of each job's trace). The health probe is left out: it is polled often."""
-    if not telemetry.configure(os.environ):
+def start_telemetry(api: FastAPI, settings: Settings) -> bool:
+    """Quiet the Azure SDKs' loggers; export to Application Insights when configured, with a
+    server span per HTTP request (the parent of each job's trace). The health probe is left
+    out: it is polled often."""
+    if not telemetry.configure(settings.telemetry):
         return False
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 

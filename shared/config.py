@@ -84,6 +84,19 @@ class SettingsTable(BaseModel):
     summary_chunk_tokens: int = Field(3000, ge=200, le=1_000_000, alias="SUMMARY_CHUNK_TOKENS")
     embedding_cache: OnOff = Field("on", alias="EMBEDDING_CACHE")
 
+    # telemetry and logs
+    appinsights_connection_string: str | None = Field(
+        None, alias="APPLICATIONINSIGHTS_CONNECTION_STRING"
+    )
+    appinsights_authentication_string: str | None = Field(
+        None, alias="APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
+    )
+    appinsights_live_metrics: bool = Field(True, alias="APPLICATIONINSIGHTS_LIVE_METRICS")
+    # The Azure SDKs log every HTTP request and AMQP frame at INFO: costly noise in Azure.
+    azure_sdk_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "WARNING", alias="AZURE_SDK_LOG_LEVEL"
+    )
+
     @field_validator("sync_targets", mode="before")
     @classmethod
     def _json_object(cls, raw: Any) -> Any:
@@ -103,6 +116,11 @@ class SettingsTable(BaseModel):
             if urlparse(url).scheme not in ("http", "https"):
                 raise ValueError(f"target {name!r} needs an http(s) URL, got {url!r}")
         return targets
+
+    @field_validator("azure_sdk_log_level", mode="before")
+    @classmethod
+    def _upper(cls, raw: Any) -> Any:
+        return str(raw).upper()
 
     @field_validator("embedding_cache", mode="before")
     @classmethod
@@ -159,6 +177,14 @@ class AISettings:
 
 
 @dataclass(frozen=True)
+class TelemetrySettings:
+    connection_string: str | None
+    authentication_string: str | None
+    live_metrics: bool
+    azure_sdk_log_level: str
+
+
+@dataclass(frozen=True)
 class Settings:
     service_bus: ServiceBusSettings
     storage: StorageSettings
@@ -173,6 +199,7 @@ class Settings:
     audit_table: str
     stuck_grace_seconds: float
     ai: AISettings
+    telemetry: TelemetrySettings
     table: SettingsTable = field(repr=False, compare=False)
 
     @classmethod
@@ -226,6 +253,12 @@ def _build(env: Mapping[str, str]) -> Settings:
         audit_table=table.audit_table,
         stuck_grace_seconds=table.stuck_grace_seconds,
         ai=ai,
+        telemetry=TelemetrySettings(
+            connection_string=table.appinsights_connection_string,
+            authentication_string=table.appinsights_authentication_string,
+            live_metrics=table.appinsights_live_metrics,
+            azure_sdk_log_level=table.azure_sdk_log_level,
+        ),
         table=table,
     )
 

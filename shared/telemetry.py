@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+if TYPE_CHECKING:
+    from shared.config import TelemetrySettings
 
 log = logging.getLogger(__name__)
 
@@ -95,14 +98,25 @@ def mark_failed(span: Span, description: str) -> None:
     span.set_status(Status(StatusCode.ERROR, description))
 
 
-def configure(env: Mapping[str, str]) -> bool:
+# Loggers of the Azure SDKs that log every request or frame at INFO.
+SDK_LOGGERS = ("azure", "uamqp", "azure.core.pipeline.policies.http_logging_policy")
+
+
+def quiet_sdk_loggers(level: str) -> None:
+    """Set the Azure SDKs' loggers to `level` (AZURE_SDK_LOG_LEVEL, default WARNING)."""
+    for name in SDK_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+
+
+def configure(settings: TelemetrySettings) -> bool:
     """Send traces, logs and metrics to Application Insights when a connection string is set.
 
     Call once per process; the HTTP app is instrumented by its caller. With
     `APPLICATIONINSIGHTS_AUTHENTICATION_STRING` = `ClientId=<id>;Authorization=AAD` the
     exporter signs in with that managed identity, for resources with local auth off.
     """
-    connection_string = (env.get(CONNECTION_STRING) or "").strip()
+    quiet_sdk_loggers(settings.azure_sdk_log_level)
+    connection_string = (settings.connection_string or "").strip()
     if not connection_string:
         return False
     from azure.monitor.opentelemetry import configure_azure_monitor
@@ -110,12 +124,12 @@ def configure(env: Mapping[str, str]) -> bool:
     options: dict[str, Any] = {
         "connection_string": connection_string,
         "logger_name": "",  # the root logger: the app's and the SDKs' records
-        "enable_live_metrics": (env.get(LIVE_METRICS) or "true").lower() != "false",
+        "enable_live_metrics": settings.live_metrics,
         # The Azure SDKs' own spans are off: a receiver's every empty poll would be a trace
         # of its own, crowding out the job traces under the default rate-limited sampler.
         "instrumentation_options": {"azure_sdk": {"enabled": False}},
     }
-    credential = _credential(env.get(AUTHENTICATION_STRING) or "")
+    credential = _credential(settings.authentication_string or "")
     if credential is not None:
         options["credential"] = credential
     configure_azure_monitor(**options)

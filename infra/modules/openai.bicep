@@ -17,6 +17,7 @@ resource account 'Microsoft.CognitiveServices/accounts@2024-10-01' = {
   tags: tags
   kind: 'OpenAI'
   sku: { name: 'S0' }
+  identity: { type: 'SystemAssigned' } // for customer-managed keys or private data sources later
   properties: {
     customSubDomainName: name // Entra ID tokens need the account's own subdomain
     disableLocalAuth: true

@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
+import logging
+
 from azure.servicebus import ServiceBusReceivedMessage
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, format_span_id, format_trace_id, get_current_span
 
 from shared import telemetry
+from shared.config import Settings
 from shared.queue import traceparent_of
 
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
+BASE = {
+    "ServiceBusConnection": "Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=k;SharedAccessKey=v",
+    "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+}
+
+
 def test_no_connection_string_means_no_exporter():
-    assert telemetry.configure({}) is False
-    assert telemetry.configure({telemetry.CONNECTION_STRING: "  "}) is False
+    assert telemetry.configure(Settings.from_env(BASE).telemetry) is False
+    blank = {**BASE, telemetry.CONNECTION_STRING: "  "}
+    assert telemetry.configure(Settings.from_env(blank).telemetry) is False
+
+
+def test_the_app_quiets_the_azure_sdk_loggers_itself():
+    for name in telemetry.SDK_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    telemetry.configure(Settings.from_env(BASE).telemetry)
+    assert all(logging.getLogger(n).level == logging.WARNING for n in telemetry.SDK_LOGGERS)
+    telemetry.configure(Settings.from_env({**BASE, "AZURE_SDK_LOG_LEVEL": "info"}).telemetry)
+    assert logging.getLogger("azure").level == logging.INFO
+    telemetry.quiet_sdk_loggers("WARNING")
 
 
 def test_current_traceparent_names_the_active_span():

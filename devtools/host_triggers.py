@@ -1,0 +1,164 @@
+"""Running triggers locally: Service Bus queue triggers on SDK receivers, timers on NCRONTAB.
+
+A queue trigger gets `maxConcurrentCalls` competing receivers (peek-lock, prefetch,
+AutoLockRenewer), each calling the SAME decorated function with a real received message and a
+message-actions object backed by its receiver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.servicebus import ServiceBusReceivedMessage
+from azure.servicebus.aio import AutoLockRenewer, ServiceBusClient, ServiceBusReceiver
+from croniter import croniter
+
+from devtools.host_config import QueueTrigger, ServiceBusOptions, TimerTrigger
+
+log = logging.getLogger("devtools.host")
+
+SETTLE_TIMEOUT_SECONDS = 60.0
+RECEIVE_WAIT_SECONDS = 1.0
+
+
+# ---- message actions backed by an SDK receiver -------------------------------------------
+
+
+class ReceiverMessageActions:
+    """The Functions `ServiceBusMessageActions` surface (blocking calls), done by a receiver.
+
+    The real actions are blocking gRPC calls; the workers call them from a thread, so these
+    hand the settlement to the host's event loop and wait for it.
+    """
+
+    def __init__(self, receiver: ServiceBusReceiver, loop: asyncio.AbstractEventLoop) -> None:
+        self._receiver = receiver
+        self._loop = loop
+
+    def _run(self, operation: Awaitable[Any]) -> Any:
+        future = asyncio.run_coroutine_threadsafe(_awaited(operation), self._loop)
+        return future.result(SETTLE_TIMEOUT_SECONDS)
+
+    def complete(self, message: ServiceBusReceivedMessage) -> None:
+        self._run(self._receiver.complete_message(message))
+
+    def abandon(self, message: ServiceBusReceivedMessage) -> None:
+        self._run(self._receiver.abandon_message(message))
+
+    def deadletter(
+        self,
+        message: ServiceBusReceivedMessage,
+        deadletter_reason: str | None = None,
+        deadletter_error_description: str | None = None,
+    ) -> None:
+        self._run(
+            self._receiver.dead_letter_message(
+                message, reason=deadletter_reason, error_description=deadletter_error_description
+            )
+        )
+
+    def defer(self, message: ServiceBusReceivedMessage) -> None:
+        self._run(self._receiver.defer_message(message))
+
+    def renew_message_lock(self, message: ServiceBusReceivedMessage) -> None:
+        self._run(self._receiver.renew_message_lock(message))
+
+
+async def _awaited(operation: Awaitable[Any]) -> Any:
+    return await operation
+
+
+# ---- running triggers ---------------------------------------------------------------------
+
+
+async def run_queue_trigger(
+    trigger: QueueTrigger,
+    client: ServiceBusClient,
+    options: ServiceBusOptions,
+    stopping: asyncio.Event,
+) -> None:
+    renewer = AutoLockRenewer(max_lock_renewal_duration=options.max_auto_lock_renewal_seconds)
+    try:
+        await asyncio.gather(
+            *(
+                _competing_receiver(trigger, client, options, renewer, stopping, slot)
+                for slot in range(options.max_concurrent_calls)
+            )
+        )
+    finally:
+        await renewer.close()
+
+
+async def _competing_receiver(
+    trigger: QueueTrigger,
+    client: ServiceBusClient,
+    options: ServiceBusOptions,
+    renewer: AutoLockRenewer,
+    stopping: asyncio.Event,
+    slot: int,
+) -> None:
+    """One receiver handling one message at a time; N of them give N concurrent calls."""
+    loop = asyncio.get_running_loop()
+    while not stopping.is_set():
+        try:
+            async with client.get_queue_receiver(
+                trigger.queue_name, prefetch_count=options.prefetch_count
+            ) as receiver:
+                actions = ReceiverMessageActions(receiver, loop)
+                while not stopping.is_set():
+                    messages = await receiver.receive_messages(
+                        max_message_count=1, max_wait_time=RECEIVE_WAIT_SECONDS
+                    )
+                    for message in messages:
+                        renewer.register(receiver, message)
+                        await _invoke(trigger, message, actions)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s receiver %d failed; reconnecting in 1 s", trigger.name, slot)
+            await asyncio.sleep(1.0)
+
+
+async def _invoke(
+    trigger: QueueTrigger, message: ServiceBusReceivedMessage, actions: ReceiverMessageActions
+) -> None:
+    kwargs: dict[str, Any] = {trigger.message_param: message}
+    if trigger.actions_param:
+        kwargs[trigger.actions_param] = actions
+    try:
+        await trigger.function(**kwargs)
+    except Exception:
+        # As in the real host: the invocation failed and is logged; settlement (if any) was
+        # the function's job, and an unsettled message is redelivered when its lock expires.
+        log.exception("Executed '%s' (Failed, message %s)", trigger.name, message.message_id)
+
+
+@dataclass
+class _TimerInfo:
+    past_due: bool = False
+
+
+async def run_timer_trigger(trigger: TimerTrigger, stopping: asyncio.Event) -> None:
+    schedule = croniter(trigger.schedule, datetime.now(UTC), second_at_beginning=True)
+    if trigger.run_on_startup:
+        await _fire(trigger)
+    while not stopping.is_set():
+        due: datetime = schedule.get_next(datetime)
+        delay = max(0.0, (due - datetime.now(UTC)).total_seconds())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), delay)
+            return
+        await _fire(trigger)
+
+
+async def _fire(trigger: TimerTrigger) -> None:
+    try:
+        await trigger.function(**{trigger.timer_param: _TimerInfo()})
+    except Exception:
+        log.exception("Executed '%s' (Failed)", trigger.name)
