@@ -9,7 +9,7 @@ Two names are its contract:
 
 import azure.functions as func
 
-from functions import dead_letters, workers
+from functions import maintenance, workers
 from functions.http_api import create_api
 from functions.runtime import load_settings, make_provider, start_telemetry
 
@@ -20,4 +20,4 @@ asgi_app = create_api(provider, max_request_bytes=settings.max_request_bytes)
 start_telemetry(asgi_app, settings)
 app = func.AsgiFunctionApp(app=asgi_app, http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(workers.create_blueprint(provider))
-app.register_functions(dead_letters.create_blueprint(provider))
+app.register_functions(maintenance.create_blueprint(provider))

@@ -5,9 +5,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.dead_letters import run_maintenance
 from functions.http_identity import caller
 from shared.dead_letters import Selection
+from shared.maintenance import run_maintenance
 from shared.services import ServicesProvider
 
 ADMIN_PREFIX = "/api/admin"
@@ -90,8 +90,9 @@ def create_admin_router(provider: ServicesProvider) -> APIRouter:
         return report.as_dict()
 
     @router.post("/maintenance", summary="Reconcile rows with the DLQs and re-drive stuck jobs")
-    async def maintenance() -> dict[str, str]:
-        await run_maintenance(provider)
-        return {"status": "done"}
+    async def maintenance() -> dict[str, Any]:
+        services = await provider.get()
+        report = await run_maintenance(services.dead_letters, services.sweeper)
+        return report.as_dict()
 
     return router

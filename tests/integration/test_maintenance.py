@@ -104,7 +104,7 @@ async def test_reconcile_marks_rows_for_dead_letters_the_broker_made(services, a
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", *args],
+        [sys.executable, "-m", "devtools.cli", *args],
         cwd=REPO_ROOT,
         env={**os.environ, **env},
         capture_output=True,

@@ -1,10 +1,12 @@
 """Operator CLI for dead letters and maintenance, against Azure or the local emulator alike.
 
-    python -m shared.cli [--settings local.settings.json] dlq list [--queue sync]
-    python -m shared.cli dlq show sync 42
-    python -m shared.cli dlq replay sync [--seq 42 --seq 43] [--reason PermanentFailure]
-    python -m shared.cli dlq purge sync --reason BadMessage --yes
-    python -m shared.cli maintenance
+Run it from a checkout (it is not part of the deployed app):
+
+    python -m devtools.cli [--settings local.settings.json] dlq list [--queue sync]
+    python -m devtools.cli dlq show sync 42
+    python -m devtools.cli dlq replay sync [--seq 42 --seq 43] [--reason PermanentFailure]
+    python -m devtools.cli dlq purge sync --reason BadMessage --yes
+    python -m devtools.cli maintenance
 
 Settings come from the environment; `--settings` (or ./local.settings.json when present)
 fills in what the environment does not set.
@@ -24,12 +26,13 @@ from typing import Any, TextIO
 from shared.config import Settings, read_local_settings
 from shared.dead_letters import ActionReport, Selection
 from shared.errors import ConveyorError
+from shared.maintenance import run_maintenance
 from shared.services import Services, build_services
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m shared.cli", description=__doc__.split("\n")[0]
+        prog="python -m devtools.cli", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--settings", type=Path, help="a local.settings.json to read Values from")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -133,12 +136,8 @@ async def _dlq(services: Services, args: argparse.Namespace, out: TextIO) -> int
 
 
 async def _maintenance(services: Services, args: argparse.Namespace, out: TextIO) -> int:
-    changed = {
-        q: await services.dead_letters.reconcile(q) for q in services.queue.queue_names.values()
-    }
-    swept = await services.sweeper.sweep()
-    result = {"rows_marked_dead_lettered": changed, "stuck_jobs_redriven": swept}
-    json.dump(result, out, indent=None if args.json else 2)
+    report = await run_maintenance(services.dead_letters, services.sweeper)
+    json.dump(report.as_dict(), out, indent=None if args.json else 2)
     out.write("\n")
     return 0
 
