@@ -28,7 +28,7 @@ from devtools.processes import port_is_free, stop_process
 from shared.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-EMULATOR_CONFIG = REPO_ROOT / "devtools" / "servicebus.config.json"
+EMULATOR_CONFIG = REPO_ROOT / "infra" / "servicebus.config.json"
 DEV_STORAGE_PORTS = {"Blob": 10000, "Queue": 10001, "Table": 10002}
 DEFAULT_HOST_PORT = 7071
 

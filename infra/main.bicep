@@ -52,8 +52,11 @@ param maximumInstanceCount int = 100
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int = 2048
 
-// The same queue definitions the local emulator serves, so local and Azure cannot drift.
-var serviceBusConfig = loadJsonContent('../devtools/servicebus.config.json')
+// The one source of queue, table and container names (the app's setting defaults, the sample
+// settings and the emulator's Config.json follow it; tests/infra checks that they do).
+var names = loadJsonContent('names.json')
+// The queue definitions the local emulator serves too, so local and Azure cannot drift.
+var serviceBusConfig = loadJsonContent('servicebus.config.json')
 var queues = serviceBusConfig.UserConfig.Namespaces[0].Queues
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
@@ -94,6 +97,8 @@ module storage 'modules/storage.bicep' = {
     location: location
     tags: tags
     deploymentContainerName: 'app-package-${take(resourceToken, 20)}'
+    tableNames: names.tables
+    payloadContainerName: names.containers.payloads
   }
 }
 
@@ -139,6 +144,7 @@ module functionApp 'modules/functionapp.bicep' = {
     deploymentContainerUrl: '${storage.outputs.blobEndpoint}${storage.outputs.deploymentContainerName}'
     serviceBusNamespace: serviceBus.outputs.fullyQualifiedNamespace
     applicationInsightsConnectionString: monitoring.outputs.connectionString
+    names: names
     syncTargets: syncTargets
     openAIEndpoint: deployOpenAI ? openAI!.outputs.endpoint : ''
     chatDeployment: deployOpenAI ? openAI!.outputs.chatDeployment : chatModel

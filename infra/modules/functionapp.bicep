@@ -10,6 +10,8 @@ param storageAccountName string
 param deploymentContainerUrl string
 param serviceBusNamespace string
 param applicationInsightsConnectionString string
+@description('Queue, table and container names (infra/names.json).')
+param names object
 param syncTargets object
 @description('Azure OpenAI endpoint; empty runs summarize and embed on the packaged local model.')
 param openAIEndpoint string
@@ -31,13 +33,13 @@ var appSettings = {
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
   PYTHON_ENABLE_INIT_INDEXING: '1'
-  SUMMARIZE_QUEUE_NAME: 'summarize'
-  EMBED_QUEUE_NAME: 'embed'
-  SYNC_QUEUE_NAME: 'sync'
-  JOBS_TABLE_NAME: 'jobs'
-  IDEMPOTENCY_TABLE_NAME: 'idempotency'
-  AUDIT_TABLE_NAME: 'audit'
-  PAYLOAD_CONTAINER_NAME: 'job-payloads'
+  SUMMARIZE_QUEUE_NAME: names.queues.summarize
+  EMBED_QUEUE_NAME: names.queues.embed
+  SYNC_QUEUE_NAME: names.queues.sync
+  JOBS_TABLE_NAME: names.tables.jobs
+  IDEMPOTENCY_TABLE_NAME: names.tables.idempotency
+  AUDIT_TABLE_NAME: names.tables.audit
+  PAYLOAD_CONTAINER_NAME: names.containers.payloads
   SYNC_TARGETS: string(syncTargets)
   RETRY_BASE_SECONDS: '2'
   RETRY_MAX_SECONDS: '300'
@@ -54,7 +56,7 @@ var appSettings = {
   AZURE_OPENAI_MAX_RETRIES: '0'
   SUMMARY_CHUNK_TOKENS: '3000'
   EMBEDDING_CACHE: 'on'
-  EMBEDDING_CACHE_TABLE_NAME: 'embeddingcache'
+  EMBEDDING_CACHE_TABLE_NAME: names.tables.embeddingCache
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {

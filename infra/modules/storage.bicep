@@ -4,11 +4,10 @@ param name string
 param location string
 param tags object
 param deploymentContainerName string
-param jobsTableName string = 'jobs'
-param idempotencyTableName string = 'idempotency'
-param auditTableName string = 'audit'
-param embeddingCacheTableName string = 'embeddingcache'
-param payloadContainerName string = 'job-payloads'
+@description('The tables the app uses: {role: name} (infra/names.json).')
+param tableNames object
+@description('The claim-check container for large inputs and results (infra/names.json).')
+param payloadContainerName string
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
@@ -49,9 +48,9 @@ resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-0
 }
 
 resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = [
-  for table in [jobsTableName, idempotencyTableName, auditTableName, embeddingCacheTableName]: {
+  for table in items(tableNames): {
     parent: tableService
-    name: table
+    name: table.value
   }
 ]
 

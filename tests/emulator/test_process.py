@@ -104,7 +104,7 @@ def test_sigterm_stops_it_cleanly_and_frees_the_port():
 
 
 def test_shipped_config_declares_the_app_queues():
-    queues = load_config(REPO_ROOT / "devtools" / "servicebus.config.json")
+    queues = load_config(REPO_ROOT / "infra" / "servicebus.config.json")
     assert set(queues) == {"summarize", "embed", "sync"}
     for settings in queues.values():
         assert settings.max_delivery_count == 5
@@ -115,7 +115,7 @@ def test_shipped_config_declares_the_app_queues():
 
 
 def test_the_shipped_config_serves_its_queues():
-    with start_emulator(REPO_ROOT / "devtools" / "servicebus.config.json") as emulator:
+    with start_emulator(REPO_ROOT / "infra" / "servicebus.config.json") as emulator:
         with ServiceBusClient.from_connection_string(emulator.connection_string) as sb:
             with open_sender(sb, "summarize") as sender:
                 sender.send_messages(ServiceBusMessage("job", message_id="job-1"))

@@ -34,7 +34,7 @@ from tests.infra.bicep import (
 )
 
 MODULES = INFRA / "modules"
-EMULATOR_CONFIG = REPO / "devtools" / "servicebus.config.json"
+EMULATOR_CONFIG = INFRA / "servicebus.config.json"
 
 # Built-in Azure role definition ids (the same in every tenant) and what they are.
 KNOWN_ROLES = {
@@ -73,6 +73,8 @@ def resolved_app_settings(**parameters: str) -> dict[str, str]:
             tested = re.search(r'"(?:item_to_test|value_to_check)": "(\w+)"', condition)
             empty = tested is None or not parameters.get(tested[1])
             return resolve(operands["true_value" if empty else "false_value"])
+        if isinstance(value, dict) and value.get("operator", {}).get("type") == "property_accessor":
+            return lookup(NAMES, value)
         if isinstance(value, dict) and value.get("function", {}).get("type") == "string":
             return parameters.get(value["function"]["parameters"]["value_to_convert"], "{}")
         assert isinstance(value, str), f"cannot resolve {value!r}"
@@ -83,6 +85,21 @@ def resolved_app_settings(**parameters: str) -> dict[str, str]:
         return re.sub(r"\$\{(\w+)\}", lambda m: f"placeholder-{m[1]}", value)
 
     return {name: resolve(value) for name, value in app_settings().items()}
+
+
+NAMES = json.loads((INFRA / "names.json").read_text(encoding="utf-8"))
+
+
+def lookup(document: dict[str, Any], accessor: dict[str, Any]) -> str:
+    """`names.queues.sync` as pycep parses it, looked up in infra/names.json."""
+    operands = accessor["operator"]["operands"]
+    rest = operands["operand_2"]
+    if operands["operand_1"] == "names":
+        return lookup(document, rest) if isinstance(rest, dict) else str(document[rest])
+    key = operands["operand_1"]
+    if isinstance(rest, dict):
+        return lookup(document[key], rest)
+    return str(document[key][rest])
 
 
 def emulator_queues() -> list[dict[str, Any]]:
@@ -194,23 +211,57 @@ def test_azure_settings_cover_every_local_setting():
 
 
 def test_storage_holds_the_tables_and_containers_the_app_uses():
+    main = parse(MAIN)
+    params = module_config(main["modules"]["storage"])["params"]
+    assert json.dumps(params["tableNames"]) == json.dumps(
+        {
+            "operator": {
+                "type": "property_accessor",
+                "operands": {"operand_1": "names", "operand_2": "tables"},
+            }
+        }
+    )
     storage = parse(MODULES / "storage.bicep")
-    declared = storage["parameters"]
-
-    def names(kind: str) -> set[str]:
-        """Names of the resources of one type, made in a loop over parameters."""
-        found = set()
-        for resource in resources_of_type(storage, kind):
-            for name in resource["config"]["loop_type"]["detail"]["array_name"]:
-                found.add(declared[name]["default"])
-        return found
-
+    (tables,) = resources_of_type(storage, "Microsoft.Storage/storageAccounts/tableServices/tables")
+    assert "tableNames" in json.dumps(tables["config"]["loop_type"])
     settings = Settings.from_env(resolved_app_settings())
-    tables = {settings.jobs_table, settings.idempotency_table, settings.audit_table}
-    tables.add(settings.ai.embedding_cache_table)
-    assert tables <= names("Microsoft.Storage/storageAccounts/tableServices/tables")
-    containers = names("Microsoft.Storage/storageAccounts/blobServices/containers")
-    assert settings.payload_container in containers
+    used = {settings.jobs_table, settings.idempotency_table, settings.audit_table}
+    used.add(settings.ai.embedding_cache_table)
+    assert used == set(NAMES["tables"].values())
+    assert settings.payload_container == NAMES["containers"]["payloads"]
+
+
+def test_names_have_one_source_that_everything_follows():
+    """infra/names.json: Bicep loads it; the app's defaults, the sample settings and the
+    emulator's queue list must say the same."""
+    table = Settings.from_env(
+        {
+            "ServiceBusConnection": "Endpoint=sb://x/",
+            "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+        }
+    )
+    defaults = {
+        **{f"queues.{t.value}": table.queue_names[t] for t in table.queue_names},
+        "tables.jobs": table.jobs_table,
+        "tables.idempotency": table.idempotency_table,
+        "tables.audit": table.audit_table,
+        "tables.embeddingCache": table.ai.embedding_cache_table,
+        "containers.payloads": table.payload_container,
+    }
+    expected = {
+        f"{kind}.{role}": name for kind, group in NAMES.items() for role, name in group.items()
+    }
+    assert defaults == expected
+    sample = json.loads((REPO / "local.settings.sample.json").read_text(encoding="utf-8"))["Values"]
+    assert {sample[s] for s in QUEUE_NAME_SETTINGS.values()} == set(NAMES["queues"].values())
+    for setting, role in [
+        ("JOBS_TABLE_NAME", "jobs"),
+        ("IDEMPOTENCY_TABLE_NAME", "idempotency"),
+        ("EMBEDDING_CACHE_TABLE_NAME", "embeddingCache"),
+    ]:
+        assert sample[setting] == NAMES["tables"][role]
+    assert sample["PAYLOAD_CONTAINER_NAME"] == NAMES["containers"]["payloads"]
+    assert {q["Name"] for q in emulator_queues()} == set(NAMES["queues"].values())
 
 
 def test_runtime_is_the_python_the_project_targets():
