@@ -110,6 +110,7 @@ module serviceBus 'modules/servicebus.bicep' = {
     location: location
     tags: tags
     queues: queues
+    sku: serviceBusConfig.UserConfig.Namespaces[0].Sku
   }
 }
 

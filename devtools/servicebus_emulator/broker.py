@@ -11,24 +11,33 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-from proton import Condition, Connection, Delivery, Disposition, Endpoint, Handler, Link
-
-from devtools.servicebus_emulator import management
-from devtools.servicebus_emulator.codec import (
-    CodecError,
-    decode_request,
-    encode_response,
-    parse,
-    split_batch,
+from proton import (
+    Condition,
+    Connection,
+    Delivery,
+    Disposition,
+    Endpoint,
+    Handler,
+    Link,
+    symbol,
 )
+
+from devtools.servicebus_emulator.codec import CodecError, parse, split_batch
 from devtools.servicebus_emulator.config import QueueSettings
 from devtools.servicebus_emulator.entities import LockLost, Queue
+from devtools.servicebus_emulator.links import (
+    Consumer,
+    ReplyLink,
+    dead_letter_details,
+    new_delivery,
+    norm,
+    wants_session,
+)
+from devtools.servicebus_emulator.replies import answer_request
 
 log = logging.getLogger(__name__)
 
@@ -36,24 +45,10 @@ TICK_SECONDS = 0.05
 INCOMING_CREDIT = 500
 LOCK_LOST = "com.microsoft:message-lock-lost"
 DEAD_LETTER_CONDITION = "com.microsoft:dead-letter"
-SESSION_FILTER = "com.microsoft:session-filter"
 
 
 class NotFound(Exception):
     pass
-
-
-@dataclass
-class Consumer:
-    link: Link
-    queue: Queue
-    presettled: bool
-
-
-@dataclass
-class ReplyLink:
-    link: Link
-    pending: deque[bytes] = field(default_factory=deque)
 
 
 class Broker(Handler):
@@ -170,7 +165,7 @@ class Broker(Handler):
             link.condition = Condition("amqp:not-found", str(exc))
             link.close()
             return
-        if link.is_sender and _wants_session(link):
+        if link.is_sender and wants_session(link):
             log.warning("attach refused: session receiver on %s", queue.name)
             link.open()
             link.condition = Condition(
@@ -178,6 +173,9 @@ class Broker(Handler):
             )
             link.close()
             return
+        if kind == "entity" and not link.is_sender:
+            # The tier's size limit, advertised as Service Bus does: the SDK checks it at send.
+            link.max_message_size = queue.settings.max_message_bytes
         link.open()
         if kind == "management":
             if link.is_sender:
@@ -202,7 +200,7 @@ class Broker(Handler):
     def _register_reply_link(self, link: Link, address: str) -> None:
         reply = ReplyLink(link)
         for name in {address, link.remote_target.address or ""}:
-            self._replies[(link.connection, _norm(name))] = reply
+            self._replies[(link.connection, norm(name))] = reply
         self._reply_by_link[link] = reply
 
     def on_link_remote_close(self, event: Any) -> None:
@@ -274,13 +272,13 @@ class Broker(Handler):
         if consumer.presettled:
             wire = message.wire(lock=False)
             consumer.queue.remove(message)
-            delivery = _new_delivery(link, uuid.uuid4().bytes_le)
+            delivery = new_delivery(link, uuid.uuid4().bytes_le)
             link.send(wire)
             link.advance()
             delivery.settle()
             return
         token = consumer.queue.lock(message)
-        delivery = _new_delivery(link, token.bytes_le)
+        delivery = new_delivery(link, token.bytes_le)
         delivery.lock_token = token  # proton's tag getter insists on text; keep it here
         link.send(message.wire(lock=True))
         link.advance()
@@ -328,6 +326,17 @@ class Broker(Handler):
             delivery.update(Disposition.REJECTED)
             delivery.settle()
             return
+        if len(raw) > queue.settings.max_message_bytes:
+            limit = queue.settings.max_message_bytes
+            delivery.local.condition = Condition(
+                "amqp:link:message-size-exceeded",
+                f"The received message ({len(raw)} bytes) exceeds the limit ({limit} bytes) "
+                f"of queue '{queue.name}'.",
+                {symbol("max-message-size"): limit},  # the SDK reads an info map, even empty
+            )
+            delivery.update(Disposition.REJECTED)
+            delivery.settle()
+            return
         batch = split_batch(sections)
         for message in batch if batch is not None else [sections]:
             sequence = queue.enqueue(message)
@@ -346,7 +355,7 @@ class Broker(Handler):
             if state == Disposition.ACCEPTED:
                 queue.complete(token)
             elif state == Disposition.REJECTED:
-                reason, description = _dead_letter_details(delivery.remote.condition)
+                reason, description = dead_letter_details(delivery.remote.condition)
                 queue.dead_letter(token, reason, description)
             elif state == Disposition.MODIFIED:
                 if delivery.remote.undeliverable:
@@ -370,45 +379,16 @@ class Broker(Handler):
     # ---- request/response (management and cbs) -------------------------------------------
 
     def _on_request(self, link: Link, raw: bytes, queue: Queue | None, *, cbs: bool) -> None:
-        try:
-            request = decode_request(raw)
-        except Exception:
+        answered = answer_request(raw, queue, cbs=cbs)
+        if answered is None:
             log.warning("undecodable management request on %s", link.remote_target.address)
             return
-        status_field, description_field = (
-            ("status-code", "status-description") if cbs else ("statusCode", "statusDescription")
+        reply_to, response = answered
+        reply = self._replies.get((link.connection, norm(reply_to))) or self._replies.get(
+            (link.connection, norm(link.remote_target.address or ""))
         )
-        properties: dict[Any, Any] = dict(request.properties or {})
-        operation = str(properties.get("operation", ""))
-        condition = None
-        if cbs:
-            status, description, body = 202, "Accepted", None
-        else:
-            assert queue is not None
-            try:
-                status, description, body = management.handle(queue, operation, request.body)
-            except management.ManagementError as exc:
-                status, description, body, condition = (
-                    exc.status,
-                    exc.description,
-                    None,
-                    exc.condition,
-                )
-            log.info("%s: %s -> %d", queue.name, operation, status)
-        response = encode_response(
-            request.id,
-            status,
-            description,
-            body,
-            status_field=status_field,
-            description_field=description_field,
-            error_condition=condition,
-        )
-        reply = self._replies.get(
-            (link.connection, _norm(request.reply_to or ""))
-        ) or self._replies.get((link.connection, _norm(link.remote_target.address or "")))
         if reply is None:
-            log.warning("no reply link for %s on this connection", request.reply_to)
+            log.warning("no reply link for %s on this connection", reply_to)
             return
         reply.pending.append(response)
         self._flush(reply)
@@ -416,45 +396,7 @@ class Broker(Handler):
     def _flush(self, reply: ReplyLink) -> None:
         link = reply.link
         while reply.pending and link.credit > 0:
-            delivery = _new_delivery(link, uuid.uuid4().bytes)
+            delivery = new_delivery(link, uuid.uuid4().bytes)
             link.send(reply.pending.popleft())
             link.advance()
             delivery.settle()
-
-
-def _dead_letter_details(condition: Condition | None) -> tuple[str, str]:
-    if condition is None:
-        return "", ""
-    info: dict[Any, Any] = condition.info if isinstance(condition.info, dict) else {}
-    reason = info.get("DeadLetterReason") or info.get("deadletter-reason") or ""
-    description = (
-        info.get("DeadLetterErrorDescription")
-        or info.get("deadletter-description")
-        or condition.description
-        or ""
-    )
-    return str(reason), str(description)
-
-
-def _wants_session(link: Link) -> bool:
-    """Whether a receiving client asked for a session (the SDK sends a session filter)."""
-    try:
-        filters = link.remote_source.filter
-        filters.rewind()
-        if not filters.next():
-            return False
-        value = filters.get_object()
-    except Exception:
-        return False
-    return isinstance(value, dict) and any(str(key) == SESSION_FILTER for key in value)
-
-
-def _new_delivery(link: Link, tag: bytes) -> Delivery:
-    # proton accepts binary delivery tags (the lock token's 16 bytes); its hints say str.
-    return link.delivery(tag)  # type: ignore[arg-type]
-
-
-def _norm(address: str) -> str:
-    if "://" in address:
-        address = urlparse(address).path
-    return address.strip("/").lower()

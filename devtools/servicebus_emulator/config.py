@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,12 @@ class QueueSettings:
     forward_to: str = ""
     forward_dead_lettered_to: str = ""
     requires_session: bool = False
+    # From the namespace's tier ("Sku": Standard 256 KB, Premium 100 MB), not a queue property.
+    max_message_bytes: int = 256 * 1024
+
+
+# The largest message each tier takes (the Premium limit is the most it can be raised to).
+MAX_MESSAGE_BYTES_BY_SKU = {"Standard": 256 * 1024, "Premium": 100 * 1024 * 1024}
 
 
 # Config.json property name -> (QueueSettings field, expected type)
@@ -54,7 +60,9 @@ _PROPERTIES: dict[str, tuple[str, type]] = {
     "ForwardDeadLetteredMessagesTo": ("forward_dead_lettered_to", str),
     "RequiresSession": ("requires_session", bool),
 }
-assert {f for f, _ in _PROPERTIES.values()} == {f.name for f in fields(QueueSettings)}
+assert {f for f, _ in _PROPERTIES.values()} | {"max_message_bytes"} == {
+    f.name for f in fields(QueueSettings)
+}
 
 
 def parse_duration(text: str) -> float:
@@ -95,9 +103,12 @@ def parse_config(document: Any, source: str = "config") -> dict[str, QueueSettin
     for n, namespace in enumerate(namespaces):
         where = f"$.UserConfig.Namespaces[{n}]"
         namespace = _object(namespace, where, fail)
-        unknown = set(namespace) - {"Name", "Queues", "Topics"}
+        unknown = set(namespace) - {"Name", "Queues", "Topics", "Sku"}
         if unknown:
             raise fail(where, f"unknown properties {sorted(unknown)}")
+        sku = namespace.get("Sku", "Standard")
+        if sku not in MAX_MESSAGE_BYTES_BY_SKU:
+            raise fail(f"{where}.Sku", f"expected one of {sorted(MAX_MESSAGE_BYTES_BY_SKU)}")
         if namespace.get("Topics"):
             log.warning("%s: topics are not supported by this emulator and are ignored", where)
         for q, queue in enumerate(namespace.get("Queues") or []):
@@ -111,10 +122,13 @@ def parse_config(document: Any, source: str = "config") -> dict[str, QueueSettin
             unknown = set(queue) - {"Name", "Properties"}
             if unknown:
                 raise fail(queue_where, f"unknown properties {sorted(unknown)}")
-            queues[name] = _queue_settings(
-                _object(queue.get("Properties", {}), f"{queue_where}.Properties", fail),
-                f"{queue_where}.Properties",
-                fail,
+            queues[name] = replace(
+                _queue_settings(
+                    _object(queue.get("Properties", {}), f"{queue_where}.Properties", fail),
+                    f"{queue_where}.Properties",
+                    fail,
+                ),
+                max_message_bytes=MAX_MESSAGE_BYTES_BY_SKU[sku],
             )
     _check_forwarding(queues, fail)
     return queues

@@ -7,13 +7,17 @@ param tags object
 @description('Queues as in Config.json: [{Name, Properties: {MaxDeliveryCount, LockDuration, ...}}].')
 param queues array
 
+@description('The tier, from Config.json too: the local emulator enforces its message size limit.')
+@allowed(['Standard', 'Premium'])
+param sku string
+
 resource namespace 'Microsoft.ServiceBus/namespaces@2024-01-01' = {
   name: name
   location: location
   tags: tags
   sku: {
-    name: 'Standard'
-    tier: 'Standard'
+    name: sku
+    tier: sku
   }
   properties: {
     disableLocalAuth: true

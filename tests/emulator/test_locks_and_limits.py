@@ -239,3 +239,32 @@ def test_session_receivers_are_refused_with_a_clear_error(servicebus_connection_
             (message,) = receive(receiver, 1)
             assert message.session_id == "s-1"
             receiver.complete_message(message)
+
+
+def _namespace(sku: str | None) -> dict[str, object]:
+    namespace: dict[str, object] = {"Name": "ns", "Queues": [{"Name": "sized"}], "Topics": []}
+    if sku:
+        namespace["Sku"] = sku
+    return {"UserConfig": {"Namespaces": [namespace]}}
+
+
+@pytest.mark.parametrize(
+    ("sku", "allowed"), [(None, False), ("Standard", False), ("Premium", True)]
+)
+def test_the_tiers_message_size_limit_is_enforced_at_send(sku, allowed):
+    """Standard takes 256 KB per message, as in Azure: a 300 KB job fails locally too."""
+    from azure.servicebus.exceptions import MessageSizeExceededError
+
+    from devtools.servicebus_emulator.process import start_emulator
+
+    with start_emulator(_namespace(sku)) as emulator, client(emulator) as sb:
+        with open_sender(sb, "sized") as sender:
+            sender.send_messages(ServiceBusMessage(b"x" * 200_000))  # fits every tier
+            if allowed:
+                sender.send_messages(ServiceBusMessage(b"x" * 300_000))
+            else:
+                with pytest.raises(MessageSizeExceededError):
+                    sender.send_messages(ServiceBusMessage(b"x" * 300_000))
+        with sb.get_queue_receiver("sized") as receiver:
+            got = receive(receiver, 2 if allowed else 1)
+            assert len(got) == (2 if allowed else 1)

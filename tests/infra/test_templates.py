@@ -183,6 +183,15 @@ def test_azure_queues_are_the_ones_the_local_emulator_serves():
         assert set(queue["Properties"]) <= mapped, f"{queue['Name']}: not all properties mapped"
 
 
+def test_azure_gets_the_tier_whose_size_limit_the_emulator_enforces():
+    config = json.loads(EMULATOR_CONFIG.read_text(encoding="utf-8"))
+    assert config["UserConfig"]["Namespaces"][0]["Sku"] == "Standard"
+    params = module_config(parse(MAIN)["modules"]["serviceBus"])["params"]
+    assert "Sku" in json.dumps(params["sku"])
+    bus = resources_of_type(parse(MODULES / "servicebus.bicep"), "Microsoft.ServiceBus/namespaces")
+    assert bus[0]["config"]["sku"] == {"name": "sku", "tier": "sku"}
+
+
 def test_every_trigger_queue_exists_in_azure():
     settings = resolved_app_settings()
     queue_names = {q["Name"] for q in emulator_queues()}
