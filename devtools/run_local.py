@@ -25,6 +25,7 @@ from types import FrameType
 from devtools.azurite import run_azurite
 from devtools.host_config import apply_local_settings
 from devtools.processes import port_is_free, stop_process
+from shared.config import SERVICE_BUS, STORAGE
 from shared.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -126,12 +127,12 @@ def local_http_port(settings_file: Path | None) -> int:
 def run(settings: Path | None = None) -> int:
     settings_file = apply_local_settings(settings)
     host_port = local_http_port(settings_file)
-    sb_port = service_bus_port(os.environ.get("ServiceBusConnection", ""))
-    st_ports = storage_ports(os.environ.get("AzureWebJobsStorage", ""))
+    sb_port = service_bus_port(os.environ.get(SERVICE_BUS, ""))
+    st_ports = storage_ports(os.environ.get(STORAGE, ""))
     check_ports(
         [Port(host_port, "API and workers", "Host.LocalHttpPort")]
-        + [Port(n, f"Azurite {s.lower()}", "AzureWebJobsStorage") for s, n in st_ports.items()]
-        + [Port(sb_port, "Service Bus emulator", "ServiceBusConnection")]
+        + [Port(n, f"Azurite {s.lower()}", STORAGE) for s, n in st_ports.items()]
+        + [Port(sb_port, "Service Bus emulator", SERVICE_BUS)]
     )
     print(f"settings: {settings_file}", flush=True)
     stop = threading.Event()

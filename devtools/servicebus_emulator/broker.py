@@ -15,16 +15,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
-from proton import (
-    Condition,
-    Connection,
-    Delivery,
-    Disposition,
-    Endpoint,
-    Handler,
-    Link,
-    symbol,
-)
+from proton import Condition, Connection, Delivery, Disposition, Endpoint, Handler, Link, symbol
 
 from devtools.servicebus_emulator.codec import CodecError, parse, split_batch
 from devtools.servicebus_emulator.config import QueueSettings
