@@ -15,6 +15,7 @@ from shared.errors import (
     Conflict,
     ConveyorError,
     FieldProblem,
+    MessageTooLarge,
     NotFound,
     ServiceUnavailable,
     ValidationFailed,
@@ -28,6 +29,7 @@ PROBLEM_TYPE_BASE = "https://conveyor.dev/problems/"
 
 _STATUS_BY_ERROR: list[tuple[type[ConveyorError], int, str]] = [
     (ValidationFailed, 422, "Request is not valid"),
+    (MessageTooLarge, 413, "The job is too large for the queue"),
     (NotFound, 404, "Not found"),
     (Conflict, 409, "Conflict"),
     (ServiceUnavailable, 503, "A dependency is unavailable"),

@@ -67,6 +67,11 @@ class SettingsTable(BaseModel):
     embed_timeout_seconds: Seconds | None = Field(None, alias="EMBED_TIMEOUT_SECONDS")
     sync_timeout_seconds: Seconds | None = Field(None, alias="SYNC_TIMEOUT_SECONDS")
     stuck_grace_seconds: Seconds = Field(300.0, alias="STUCK_GRACE_SECONDS")
+    # A row still `queued` this long was never sent (the submit died): maintenance re-sends it.
+    # Keep it under Service Bus duplicate detection's window (10 minutes in infra/).
+    queued_grace_seconds: Seconds = Field(120.0, alias="QUEUED_GRACE_SECONDS")
+    # Storage and Service Bus calls of one submit share this deadline (then 503).
+    submit_budget_seconds: Seconds = Field(4.0, le=60, alias="SUBMIT_BUDGET_SECONDS")
 
     # AI providers
     ai_provider: Literal["local", "azure_openai"] | None = Field(None, alias="AI_PROVIDER")
@@ -198,6 +203,8 @@ class Settings:
     job_timeouts: Mapping[JobType, float]
     audit_table: str
     stuck_grace_seconds: float
+    queued_grace_seconds: float
+    submit_budget_seconds: float
     ai: AISettings
     telemetry: TelemetrySettings
     table: SettingsTable = field(repr=False, compare=False)
@@ -252,6 +259,8 @@ def _build(env: Mapping[str, str]) -> Settings:
         job_timeouts={t: seconds or table.job_timeout_seconds for t, seconds in timeouts.items()},
         audit_table=table.audit_table,
         stuck_grace_seconds=table.stuck_grace_seconds,
+        queued_grace_seconds=table.queued_grace_seconds,
+        submit_budget_seconds=table.submit_budget_seconds,
         ai=ai,
         telemetry=TelemetrySettings(
             connection_string=table.appinsights_connection_string,

@@ -43,6 +43,12 @@ class ValidationFailed(ConveyorError):
         self.problems = problems or []
 
 
+class MessageTooLarge(ConveyorError):
+    """A job message over the queue's size limit (256 KB on Service Bus Standard)."""
+
+    code = "message_too_large"
+
+
 class NotFound(ConveyorError):
     code = "not_found"
 

@@ -21,6 +21,7 @@ MAX_SUMMARIZE_TEXT_BYTES = 100 * 1024
 MAX_EMBED_TEXTS = 256
 MAX_EMBED_TEXT_CHARS = 8_000
 MAX_SYNC_RECORD_BYTES = 64 * 1024
+MAX_INPUT_DEPTH = 32  # levels of nested objects/arrays in a job input (the input is level 1)
 
 
 class JobType(StrEnum):
@@ -150,6 +151,18 @@ class SyncInput(_Input):
     record: dict[str, Any] = Field(description="The record to upsert downstream (JSON object).")
     operation: Literal["upsert", "delete"] = "upsert"
 
+    @field_validator("record", mode="before")
+    @classmethod
+    def _within_depth_limit(cls, record: Any) -> Any:
+        depth = json_depth(record)
+        # The input object holds the record: its levels count from 2.
+        if depth >= MAX_INPUT_DEPTH:
+            raise ValueError(
+                f"record is nested {depth} levels deep; the limit is {MAX_INPUT_DEPTH - 1}"
+                f" (the job input's limit is {MAX_INPUT_DEPTH})"
+            )
+        return record
+
     @field_validator("record")
     @classmethod
     def _within_size_limit(cls, record: dict[str, Any]) -> dict[str, Any]:
@@ -180,6 +193,22 @@ class SyncRequest(_Request):
 
 JobRequest = Annotated[SummarizeRequest | EmbedRequest | SyncRequest, Field(discriminator="type")]
 JobInput = SummarizeInput | EmbedInput | SyncInput
+
+
+def json_depth(value: Any) -> int:
+    """Levels of nested dicts/lists in `value` (a scalar is 0), counted without recursion so
+    no depth can overflow the interpreter's stack."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in item.values())
+        elif isinstance(item, list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in item)
+    return deepest
 
 
 def request_fingerprint(job_type: JobType, input_data: dict[str, Any]) -> str:

@@ -17,15 +17,16 @@ from typing import Any
 
 from azure.servicebus import ServiceBusMessage, ServiceBusReceivedMessage
 from azure.servicebus.aio import ServiceBusClient, ServiceBusSender
-from azure.servicebus.exceptions import ServiceBusError
+from azure.servicebus.exceptions import MessageSizeExceededError
 
 from shared import telemetry
-from shared.errors import PermanentError, ServiceUnavailable
+from shared.errors import MessageTooLarge, PermanentError, ServiceUnavailable
 from shared.jobs import Job, JobType, utcnow
 
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "application/json"
+CLOSE_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -145,37 +146,39 @@ class JobQueue:
         self._send_locks = {job_type: asyncio.Lock() for job_type in JobType}
 
     async def send(self, message: JobMessage, *, scheduled_at: datetime | None = None) -> None:
-        sender = await self._sender(message.job_type)
+        """Send (or schedule) one job message. Any failure, whatever the SDK raises, is a
+        ServiceUnavailable: the sender is dropped so the next send opens a fresh link."""
         queue = self.queue_names[message.job_type]
-        with telemetry.producer_span(
-            message.job_id, message.job_type.value, queue, message.attempt
-        ):
-            await self._send(sender, queue, message, scheduled_at)
-        log.info("sent job %s to %s (attempt %d)", message.job_id, queue, message.attempt)
-
-    async def _send(
-        self,
-        sender: ServiceBusSender,
-        queue: str,
-        message: JobMessage,
-        scheduled_at: datetime | None,
-    ) -> None:
         # A new job starts its trace here (under the HTTP request's span when there is one);
         # a retry copy keeps the traceparent of the job's first send.
         if message.traceparent is None:
             message = replace(message, traceparent=telemetry.current_traceparent())
-        sb_message = message.to_service_bus()
-        try:
-            # The SDK's senders are not coroutine-safe: concurrent sends on one sender can
-            # tear down its connection under each other. One send at a time per queue.
+        with telemetry.producer_span(
+            message.job_id, message.job_type.value, queue, message.attempt
+        ):
+            # The SDK's senders are not coroutine-safe: one send at a time per queue. The
+            # sender is looked up INSIDE the lock, so a send never reuses one that a failed
+            # send just closed.
             async with self._send_locks[message.job_type]:
-                if scheduled_at is None:
-                    await sender.send_messages(sb_message)
-                else:
-                    await sender.schedule_messages(sb_message, scheduled_at)
-        except ServiceBusError as exc:
-            await self._drop_sender(message.job_type, sender)
-            raise ServiceUnavailable(f"could not send to queue {queue!r}: {exc}") from exc
+                sender = await self._sender(message.job_type)
+                try:
+                    sb_message = message.to_service_bus()
+                    if scheduled_at is None:
+                        await sender.send_messages(sb_message)
+                    else:
+                        await sender.schedule_messages(sb_message, scheduled_at)
+                except MessageSizeExceededError as exc:
+                    raise MessageTooLarge(
+                        f"the job message is larger than queue {queue!r} accepts: {exc}"
+                    ) from exc
+                except (Exception, asyncio.CancelledError) as exc:
+                    # Cancelled (a deadline ran out) mid-send leaves the link in an unknown
+                    # state too: drop it, then let the cancellation go on.
+                    await self._drop_sender(message.job_type, sender)
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    raise ServiceUnavailable(f"could not send to queue {queue!r}: {exc}") from exc
+        log.info("sent job %s to %s (attempt %d)", message.job_id, queue, message.attempt)
 
     async def close(self) -> None:
         async with self._lock:
@@ -192,7 +195,7 @@ class JobQueue:
                 sender = self._client.get_queue_sender(self.queue_names[job_type])
                 try:
                     await sender.__aenter__()
-                except ServiceBusError as exc:
+                except Exception as exc:
                     raise ServiceUnavailable(
                         f"could not open queue {self.queue_names[job_type]!r}: {exc}"
                     ) from exc
@@ -205,6 +208,6 @@ class JobQueue:
             if self._senders.get(job_type) is sender:
                 del self._senders[job_type]
         try:
-            await sender.close()
-        except Exception:  # closing a broken link may fail too; nothing more to do
+            await asyncio.wait_for(sender.close(), CLOSE_TIMEOUT_SECONDS)
+        except Exception:  # closing a broken link may fail or hang too; nothing more to do
             log.debug("closing a failed sender raised", exc_info=True)

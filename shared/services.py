@@ -99,7 +99,14 @@ async def build_services(settings: Settings, *, ensure_resources: bool = True) -
         settings=settings,
         store=store,
         queue=queue,
-        jobs=JobService(store, queue, settings.sync_targets),
+        jobs=JobService(
+            store,
+            queue,
+            settings.sync_targets,
+            budget_seconds=settings.submit_budget_seconds,
+            # A first request that outlived its own deadline (and its undo) is gone by then.
+            claim_timeout_seconds=settings.submit_budget_seconds * 3,
+        ),
         processor=Processor(
             store,
             default_handlers(settings.sync_targets, http, ai, payloads),
@@ -108,7 +115,12 @@ async def build_services(settings: Settings, *, ensure_resources: bool = True) -
         ),
         dead_letters=DeadLetterTools(service_bus, store, queue, audit),
         sweeper=StuckJobSweeper(
-            store, queue, settings.job_timeouts, settings.retry, settings.stuck_grace_seconds
+            store,
+            queue,
+            settings.job_timeouts,
+            settings.retry,
+            settings.stuck_grace_seconds,
+            queued_grace_seconds=settings.queued_grace_seconds,
         ),
         health=HealthChecker(store, service_bus, next(iter(settings.queue_names.values()))),
         service_bus=service_bus,

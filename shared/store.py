@@ -45,6 +45,7 @@ class IdempotencyRecord:
     job_id: str
     request_hash: str
     created_at: datetime
+    etag: str | None = None
 
 
 class JobStore:
@@ -211,7 +212,33 @@ class JobStore:
             job_id=existing["job_id"],
             request_hash=existing["request_hash"],
             created_at=existing["created_at"],
+            etag=existing.metadata.get("etag"),
         )
+
+    async def take_over_idempotency_key(self, record: IdempotencyRecord, job_id: str) -> bool:
+        """Point an abandoned claim (its request never finished) at a new job, under the
+        claim's ETag: of several retries racing for it, exactly one wins (True)."""
+        entity = {
+            "PartitionKey": _idempotency_partition(record.owner, record.key),
+            "RowKey": IDEMPOTENCY_ROW_KEY,
+            "owner": record.owner,
+            "key": record.key,
+            "job_id": job_id,
+            "request_hash": record.request_hash,
+            "created_at": utcnow(),
+        }
+        try:
+            await self._idempotency.update_entity(
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=record.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        except AzureError as exc:
+            raise ServiceUnavailable(f"could not update the idempotency record: {exc}") from exc
+        return True
 
     async def release_idempotency_key(self, owner: str, key: str) -> None:
         """Forget a key whose job never got queued, so the caller can retry with it."""

@@ -6,13 +6,17 @@ message without a row; when the send fails the row is marked failed, never left 
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from shared.errors import (
     Conflict,
+    ConveyorError,
     FieldProblem,
+    MessageTooLarge,
     NotFound,
     ServiceUnavailable,
     ValidationFailed,
@@ -28,12 +32,14 @@ from shared.jobs import (
     utcnow,
 )
 from shared.queue import JobMessage, JobQueue
-from shared.store import JobStore
+from shared.store import IdempotencyRecord, JobStore
 
 log = logging.getLogger(__name__)
 
 AnyJobRequest = SummarizeRequest | EmbedRequest | SyncRequest
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+UNDO_SECONDS = 2.0  # how long a failed submit may spend undoing what it wrote
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -44,12 +50,31 @@ class Submitted:
 
 class JobService:
     """Submit, look up and cancel. The HTTP edge has already checked the formats of job ids
-    and Idempotency-Keys (`require_job_id`, `check_idempotency_key`), before any I/O."""
+    and Idempotency-Keys (`require_job_id`, `check_idempotency_key`), before any I/O.
 
-    def __init__(self, store: JobStore, queue: JobQueue, sync_targets: Mapping[str, str]) -> None:
+    A submit's Storage and Service Bus calls share one deadline (`budget_seconds`,
+    SUBMIT_BUDGET_SECONDS): a dependency that hangs gets the caller a 503 in bounded time,
+    not a request that waits as long as the dependency does. What a failed submit wrote is
+    undone (the row marked failed, the Idempotency-Key released) within UNDO_SECONDS more;
+    what cannot be undone then is found by the maintenance pass (a `queued` row with no
+    message).
+    """
+
+    def __init__(
+        self,
+        store: JobStore,
+        queue: JobQueue,
+        sync_targets: Mapping[str, str],
+        *,
+        budget_seconds: float = 4.0,
+        claim_timeout_seconds: float = 30.0,
+    ) -> None:
         self._store = store
         self._queue = queue
         self._sync_targets = sync_targets
+        self._budget = budget_seconds
+        # A claimed Idempotency-Key whose job row never appeared is abandoned after this.
+        self._claim_timeout = claim_timeout_seconds
 
     async def submit(
         self, request: AnyJobRequest, *, owner: str, idempotency_key: str | None = None
@@ -57,16 +82,17 @@ class JobService:
         self._check_sync_target(request)
         input_data = request.input.model_dump(mode="json")
         fingerprint = request_fingerprint(request.type, input_data)
+        deadline = _Deadline(self._budget)
         job_id = new_job_id()
-
         if idempotency_key is not None:
-            existing = await self._store.claim_idempotency_key(
-                owner, idempotency_key, fingerprint, job_id
+            existing = await deadline.run(
+                self._store.claim_idempotency_key(owner, idempotency_key, fingerprint, job_id)
             )
             if existing is not None:
-                return await self._replay_submit(
-                    existing.job_id, existing.request_hash, fingerprint
-                )
+                replayed = await deadline.run(self._replay_submit(existing, fingerprint, job_id))
+                if replayed is not None:
+                    return replayed
+                # The key was abandoned by a request that never finished: it is ours now.
 
         now = utcnow()
         job = Job(
@@ -81,25 +107,29 @@ class JobService:
             request_hash=fingerprint,
         )
         try:
-            job = await self._store.create(job)
+            job = await deadline.run(self._store.create(job))
         except ServiceUnavailable:
+            # The row may or may not exist (a write cut off by the deadline): if it does, it
+            # stays `queued` without a message and the maintenance pass sends it.
             if idempotency_key is not None:
-                await self._store.release_idempotency_key(owner, idempotency_key)
+                await self._release(owner, idempotency_key)
             raise
 
         try:
-            await self._queue.send(
-                JobMessage(job_id=job.id, job_type=job.type, input=input_data, submitted_at=now)
-            )
+            await deadline.run(self._queue.send(JobMessage.of_job(job)), what="Service Bus")
+        except MessageTooLarge:
+            await self._undo(job, owner, idempotency_key, "message_too_large")
+            raise
         except ServiceUnavailable as exc:
-            await self._mark_enqueue_failed(job, str(exc))
-            if idempotency_key is not None:
-                await self._store.release_idempotency_key(owner, idempotency_key)
-            error = ServiceUnavailable(
-                f"job {job.id} could not be queued and was marked failed; "
-                "retry the request (the same Idempotency-Key may be reused)",
-                code="enqueue_failed",
+            undone = await self._undo(job, owner, idempotency_key, exc.message)
+            detail = (
+                f"job {job.id} could not be queued and was marked failed; retry the request "
+                "(the same Idempotency-Key may be reused)"
+                if undone
+                else f"job {job.id} may not have been queued; its status is at "
+                f"/api/jobs/{job.id} (retry with the same Idempotency-Key to be safe)"
             )
+            error = ServiceUnavailable(detail, code="enqueue_failed")
             error.details["job_id"] = job.id
             raise error from exc
         log.info("job %s (%s) queued for %s", job.id, job.type.value, owner)
@@ -129,34 +159,92 @@ class JobService:
                 [FieldProblem("input.target", f"must be one of: {valid}")],
             )
 
-    async def _replay_submit(self, job_id: str, stored_hash: str, fingerprint: str) -> Submitted:
-        if stored_hash != fingerprint:
+    async def _replay_submit(
+        self, record: IdempotencyRecord, fingerprint: str, new_job_id: str
+    ) -> Submitted | None:
+        """The earlier job for a repeated key; None when the key was abandoned (its first
+        request died before writing the row, or its job never got queued) and this request
+        took it over."""
+        if record.request_hash != fingerprint:
             raise Conflict(
                 "this Idempotency-Key was already used with a different request body; "
                 "use a new key for a new job",
                 code="idempotency_key_reused",
             )
         try:
-            job = await self._store.get(job_id)
-        except NotFound as exc:
-            raise Conflict(
-                "a request with this Idempotency-Key is still being processed; retry shortly",
-                code="idempotency_in_progress",
-                retry_after=1,
-            ) from exc
-        return Submitted(job=job, created=False)
+            job = await self._store.get(record.job_id)
+        except NotFound:
+            age = (utcnow() - record.created_at).total_seconds()
+            if age < self._claim_timeout:
+                raise Conflict(
+                    "a request with this Idempotency-Key is still being processed; retry shortly",
+                    code="idempotency_in_progress",
+                    retry_after=max(1.0, min(self._claim_timeout - age, 5.0)),
+                ) from None
+            job = None
+        if job is not None and not _never_queued(job):
+            return Submitted(job=job, created=False)
+        if await self._store.take_over_idempotency_key(record, new_job_id):
+            return None
+        raise Conflict(
+            "another request with this Idempotency-Key is taking it over; retry shortly",
+            code="idempotency_in_progress",
+            retry_after=1,
+        )
+
+    async def _release(self, owner: str, idempotency_key: str) -> None:
+        try:
+            async with asyncio.timeout(UNDO_SECONDS):
+                await self._store.release_idempotency_key(owner, idempotency_key)
+        except TimeoutError:
+            log.warning("could not release an Idempotency-Key of %s in time", owner)
+
+    async def _undo(self, job: Job, owner: str, idempotency_key: str | None, reason: str) -> bool:
+        """Mark the row failed and release the key, within UNDO_SECONDS. False when that
+        could not be done (the maintenance pass settles the row later)."""
+        try:
+            async with asyncio.timeout(UNDO_SECONDS):
+                await self._mark_enqueue_failed(job, reason)
+                if idempotency_key is not None:
+                    await self._store.release_idempotency_key(owner, idempotency_key)
+        except (TimeoutError, ConveyorError):
+            log.warning("job %s: could not undo a failed submit; maintenance will", job.id)
+            return False
+        return True
 
     async def _mark_enqueue_failed(self, job: Job, reason: str) -> None:
-        try:
-            await self._store.update(
-                job.id,
-                lambda current: current.moved_to(
-                    JobStatus.FAILED, error_code="enqueue_failed", error_message=reason
-                ),
+        def fail(current: Job) -> Job | None:
+            if current.status is not JobStatus.QUEUED:
+                return None  # the message went out after all and a worker has it
+            return current.moved_to(
+                JobStatus.FAILED, error_code="enqueue_failed", error_message=reason
             )
-        except Exception:
-            # The row stays 'queued' with no message; the stuck-job sweeper finds it later.
-            log.exception("job %s: could not mark failed after the send failed", job.id)
+
+        await self._store.update(job.id, fail, known=job)
+
+
+def _never_queued(job: Job) -> bool:
+    return job.status is JobStatus.FAILED and job.error_code in ("enqueue_failed", "never_sent")
+
+
+class _Deadline:
+    """One deadline shared by a submit's calls: each runs with what is left of it, and
+    running out is a ServiceUnavailable (503) naming the dependency."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = asyncio.get_running_loop().time() + seconds
+
+    async def run(self, operation: Awaitable[T], *, what: str = "Storage") -> T:
+        try:
+            async with asyncio.timeout_at(self.at):
+                return await operation
+        except TimeoutError as exc:
+            raise ServiceUnavailable(
+                f"{what} did not answer within the submit's {self.seconds:g} s; retry the "
+                "request (with the same Idempotency-Key, if you sent one)",
+                code="dependency_timeout",
+            ) from exc
 
 
 def check_idempotency_key(key: str) -> None:

@@ -1,14 +1,20 @@
-"""Finds jobs stuck in `running` past their timeout and drives them again.
+"""Finds jobs that no message will move on, and drives them again.
 
-Normally Service Bus redelivers a message whose worker died; this covers the rest (a message
-lost to an operator's purge, a host that completed without recording). A re-drive is one more
-attempt: past the attempt limit the job is marked failed instead.
+- `running` past its timeout: normally Service Bus redelivers a message whose worker died;
+  this covers the rest (a message lost to an operator's purge, a host that completed without
+  recording). A re-drive is one more attempt: past the attempt limit the job is failed.
+- `queued` for longer than `queued_grace_seconds`: the submit wrote the row but died (or timed
+  out) before its message went out. The first message is sent again with the job id as its
+  message id, so when the original does exist, Service Bus duplicate detection drops the copy
+  (its window, 10 minutes, is longer than the grace); the row's `updated_at` is touched so a
+  job waiting in a long backlog is not re-sent on every pass.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from shared.jobs import Job, JobStatus, JobType, utcnow
@@ -27,18 +33,23 @@ class StuckJobSweeper:
         timeouts: Mapping[JobType, float],
         retry: RetryPolicy,
         grace_seconds: float,
+        queued_grace_seconds: float = 120.0,
     ) -> None:
         self._store = store
         self._queue = queue
         self._timeouts = timeouts
         self._retry = retry
         self._grace = grace_seconds
+        self._queued_grace = timedelta(seconds=queued_grace_seconds)
 
     def is_stuck(self, job: Job, now: datetime) -> bool:
         if job.status is not JobStatus.RUNNING or job.started_at is None:
             return False
         limit = timedelta(seconds=self._timeouts[job.type] + self._grace)
         return now - job.started_at > limit
+
+    def is_unsent(self, job: Job, now: datetime) -> bool:
+        return job.status is JobStatus.QUEUED and now - job.updated_at > self._queued_grace
 
     async def sweep(self, *, limit: int = 100) -> list[str]:
         """Re-drive (or fail) every stuck job found; returns their ids."""
@@ -48,7 +59,25 @@ class StuckJobSweeper:
             if self.is_stuck(job, now):
                 await self._redrive(job, now)
                 swept.append(job.id)
+        for job in await self._store.list_by_status(JobStatus.QUEUED, limit=limit):
+            if self.is_unsent(job, now):
+                await self._resend(job, now)
+                swept.append(job.id)
         return swept
+
+    async def _resend(self, job: Job, now: datetime) -> None:
+        """Send the job's first message again (message id = job id), then touch the row."""
+        await self._queue.send(JobMessage.of_job(job))
+
+        def touch(row: Job) -> Job | None:
+            if not self.is_unsent(row, now):
+                return None
+            return replace(row, updated_at=utcnow())
+
+        await self._store.update(job.id, touch, known=job)
+        log.warning(
+            "re-sent job %s: queued for over %s with no progress", job.id, self._queued_grace
+        )
 
     async def _redrive(self, job: Job, now: datetime) -> None:
         """Send the next attempt FIRST, then mark the row: a failed send leaves the job
