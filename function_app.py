@@ -16,7 +16,9 @@ from functions.runtime import load_settings, make_provider, start_telemetry
 settings = load_settings()
 provider = make_provider(settings)
 
-asgi_app = create_api(provider, max_request_bytes=settings.max_request_bytes)
+asgi_app = create_api(
+    provider, max_request_bytes=settings.max_request_bytes, sync_targets=settings.sync_targets
+)
 start_telemetry(asgi_app, settings)
 app = func.AsgiFunctionApp(app=asgi_app, http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(workers.create_blueprint(provider))

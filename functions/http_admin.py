@@ -1,6 +1,6 @@
 """Operator routes: dead-letter inspection, replay and purge, and on-demand maintenance."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,7 +28,7 @@ class DeadLetterSelection(BaseModel):
 
 
 class PurgeRequest(DeadLetterSelection):
-    confirm: bool = Field(default=False, description="Must be true: purging cannot be undone.")
+    confirm: Literal[True] = Field(description="Must be true: purging cannot be undone.")
 
 
 def create_admin_router(provider: ServicesProvider) -> APIRouter:

@@ -6,7 +6,7 @@ Thin by design: parse and validate, call shared.submission.JobService, map the a
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Header, Request, Response
@@ -17,6 +17,7 @@ from functions.http_admin import create_admin_router
 from functions.http_errors import PROBLEM_JSON, install_error_handlers, problem
 from functions.http_identity import caller
 from functions.http_limits import BodySizeLimit
+from functions.http_openapi import install_openapi
 from shared.jobs import Job, JobRequest, require_job_id
 from shared.services import ServicesProvider
 from shared.submission import check_idempotency_key
@@ -63,7 +64,12 @@ def known_job_id(job_id: str) -> str:
 JobId = Annotated[str, Depends(known_job_id)]
 
 
-def create_api(provider: ServicesProvider, *, max_request_bytes: int) -> FastAPI:
+def create_api(
+    provider: ServicesProvider,
+    *,
+    max_request_bytes: int,
+    sync_targets: Mapping[str, str] | None = None,
+) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Clients are built on first use; the ASGI shutdown (sent by the Functions ASGI
@@ -82,6 +88,7 @@ def create_api(provider: ServicesProvider, *, max_request_bytes: int) -> FastAPI
     )
     app.add_middleware(BodySizeLimit, max_bytes=max_request_bytes)
     install_error_handlers(app)
+    install_openapi(app, sync_targets or {})
     app.include_router(create_admin_router(provider))
 
     def document(request: Request, job: Job) -> JobDocument:
@@ -170,15 +177,27 @@ def create_api(provider: ServicesProvider, *, max_request_bytes: int) -> FastAPI
             )
         return JSONResponse({"id": job.id, "result": await services.store.load_result(job)})
 
-    @app.delete(
-        f"{API_PREFIX}/jobs/{{job_id}}",
+    @app.post(
+        f"{API_PREFIX}/jobs/{{job_id}}/cancel",
         response_model=JobDocument,
         responses={404: _PROBLEM, 409: _PROBLEM, 503: _PROBLEM},
-        summary="Cancel a job that has not finished",
+        summary="Cancel a job that has not finished (it stays readable, status cancelled)",
     )
     async def cancel_job(request: Request, job_id: JobId) -> Response:
         services = await provider.get()
         return job_response(request, await services.jobs.cancel(job_id), 200)
+
+    @app.delete(
+        f"{API_PREFIX}/jobs/{{job_id}}",
+        status_code=204,
+        response_class=Response,
+        responses={404: _PROBLEM, 409: _PROBLEM, 503: _PROBLEM},
+        summary="Delete a finished job (its status, input and result); later reads get 404",
+    )
+    async def delete_job(job_id: JobId) -> Response:
+        services = await provider.get()
+        await services.jobs.delete(job_id)
+        return Response(status_code=204)
 
     @app.get(f"{API_PREFIX}/health", summary="Health of the API and its dependencies")
     async def health() -> Response:

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from shared.errors import (
     Conflict,
@@ -160,6 +161,17 @@ def _types() -> str:
     return ", ".join(JobType.names())
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path (Starlette's own 405 names only the first
+    route that matched the path)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match in (Match.FULL, Match.PARTIAL):
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_conveyor_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ConveyorError)
@@ -172,15 +184,22 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else "request failed"
+        headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 404:
             detail = f"no route {request.method} {request.url.path}; see /api/docs"
+        if exc.status_code == 405:
+            allowed = allowed_methods(request)
+            headers["Allow"] = ", ".join(allowed)
+            detail = (
+                f"{request.method} is not allowed on {request.url.path}; use {', '.join(allowed)}"
+            )
         return problem(
             exc.status_code,
             detail,
             detail,
             code=f"http_{exc.status_code}",
             instance=request.url.path,
-            headers=getattr(exc, "headers", None),
+            headers=headers or None,
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -287,6 +287,8 @@ class DeadLetterTools:
             job = await self._store.get(job_message.job_id)
         except NotFound:
             return f"job {job_message.job_id} has no status row; purge it"
+        if job.deleted_at is not None:
+            return f"job {job.id} was deleted; purge it"
         if job.status is not JobStatus.DEAD_LETTERED:
             return f"job {job.id} is {job.status.value}, not dead_lettered; purge it if unwanted"
 

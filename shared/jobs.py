@@ -266,6 +266,7 @@ class Job:
     dead_letter_reason: str | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None
+    deleted_at: datetime | None = None  # a tombstone: gone for callers, kept for workers
     etag: str | None = field(default=None, compare=False)
 
     def moved_to(self, status: JobStatus, **changes: Any) -> Job:

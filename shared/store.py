@@ -118,6 +118,31 @@ class JobStore:
             return replace(updated, etag=meta.get("etag"))
         raise Conflict(f"job {job_id} is being changed by others; try again")
 
+    async def delete(self, job: Job) -> None:
+        """Turn a finished job's row into a tombstone: input and result gone (blobs too), the
+        terminal status kept, so a late copy of its message is still completed unrun."""
+        refs = [job.input_ref, job.result_ref]
+        if isinstance(job.result, dict):
+            refs.append(job.result.get("vectors_ref"))
+
+        def tombstone(row: Job) -> Job | None:
+            if row.deleted_at is not None:
+                return None
+            return replace(
+                row,
+                input=None,
+                input_ref=None,
+                result=None,
+                result_ref=None,
+                deleted_at=utcnow(),
+                updated_at=utcnow(),
+            )
+
+        await self.update(job.id, tombstone, known=job)
+        for ref in refs:
+            if ref:
+                await self.payloads.delete(ref)
+
     async def load_input(self, job: Job) -> dict[str, Any]:
         if job.input is not None:
             return job.input
@@ -273,6 +298,7 @@ class JobStore:
             "dead_letter_reason": job.dead_letter_reason,
             "idempotency_key": job.idempotency_key,
             "request_hash": job.request_hash,
+            "deleted_at": job.deleted_at,
         }
         return {name: value for name, value in entity.items() if value is not None}
 
@@ -308,6 +334,7 @@ def _from_entity(entity: Any) -> Job:
         dead_letter_reason=entity.get("dead_letter_reason"),
         idempotency_key=entity.get("idempotency_key"),
         request_hash=entity.get("request_hash"),
+        deleted_at=entity.get("deleted_at"),
         etag=entity.metadata.get("etag"),
     )
 

@@ -136,10 +136,18 @@ class JobService:
         return Submitted(job=job, created=True)
 
     async def get(self, job_id: str) -> Job:
-        return await self._store.get(job_id)
+        job = await self._store.get(job_id)
+        if job.deleted_at is not None:
+            raise NotFound(f"job {job_id} was deleted")
+        return job
 
     async def cancel(self, job_id: str) -> Job:
+        """Stop a job that has not finished: it becomes `cancelled` and its message, when a
+        worker gets it, is completed unrun."""
+
         def to_cancelled(job: Job) -> Job:
+            if job.deleted_at is not None:
+                raise NotFound(f"job {job.id} was deleted")
             if job.status.is_terminal:
                 raise Conflict(
                     f"job {job.id} is already {job.status.value} and cannot be cancelled",
@@ -150,6 +158,19 @@ class JobService:
         job = await self._store.update(job_id, to_cancelled)
         log.info("job %s cancelled", job_id)
         return job
+
+    async def delete(self, job_id: str) -> None:
+        """Forget a finished job: later reads answer 404. A job still in flight must be
+        cancelled first (its message is on a queue and a worker may hold it)."""
+        job = await self.get(job_id)
+        if not job.status.is_terminal:
+            raise Conflict(
+                f"job {job.id} is {job.status.value}; cancel it first "
+                f"(POST /api/jobs/{job.id}/cancel), then delete it",
+                code="not_finished",
+            )
+        await self._store.delete(job)
+        log.info("job %s deleted", job_id)
 
     def _check_sync_target(self, request: AnyJobRequest) -> None:
         if isinstance(request, SyncRequest) and request.input.target not in self._sync_targets:
@@ -182,7 +203,7 @@ class JobService:
                     retry_after=max(1.0, min(self._claim_timeout - age, 5.0)),
                 ) from None
             job = None
-        if job is not None and not _never_queued(job):
+        if job is not None and not _never_queued(job) and job.deleted_at is None:
             return Submitted(job=job, created=False)
         if await self._store.take_over_idempotency_key(record, new_job_id):
             return None

@@ -93,7 +93,11 @@ async def api(services: Services) -> AsyncIterator[httpx.AsyncClient]:
     async def ready() -> Services:
         return services
 
-    app = create_api(ServicesProvider(ready), max_request_bytes=services.settings.max_request_bytes)
+    app = create_api(
+        ServicesProvider(ready),
+        max_request_bytes=services.settings.max_request_bytes,
+        sync_targets=services.settings.sync_targets,
+    )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client

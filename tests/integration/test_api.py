@@ -122,13 +122,51 @@ async def test_cancel_then_cancel_again(api, services):
     job_id = (
         await api.post("/api/jobs", json={"type": "summarize", "input": {"text": "x"}})
     ).json()["id"]
-    cancelled = await api.delete(f"/api/jobs/{job_id}")
+    cancelled = await api.post(f"/api/jobs/{job_id}/cancel")
     assert cancelled.status_code == 200
     assert cancelled.json()["status"] == "cancelled"
     assert (await services.store.get(job_id)).status is JobStatus.CANCELLED
-    again = await api.delete(f"/api/jobs/{job_id}")
+    again = await api.post(f"/api/jobs/{job_id}/cancel")
     assert again.status_code == 409
     assert again.json()["code"] == "already_terminal"
+    assert (await api.get(f"/api/jobs/{job_id}")).json()["status"] == "cancelled"
+
+
+async def test_delete_needs_a_finished_job_then_it_is_gone(api, services):
+    job_id = (
+        await api.post("/api/jobs", json={"type": "summarize", "input": {"text": "delete me"}})
+    ).json()["id"]
+    early = await api.delete(f"/api/jobs/{job_id}")
+    assert early.status_code == 409
+    assert early.json()["code"] == "not_finished"
+    assert (await api.post(f"/api/jobs/{job_id}/cancel")).status_code == 200
+    deleted = await api.delete(f"/api/jobs/{job_id}")
+    assert deleted.status_code == 204
+    assert (await api.get(f"/api/jobs/{job_id}")).status_code == 404
+    assert (await api.delete(f"/api/jobs/{job_id}")).status_code == 404
+    assert (await api.post(f"/api/jobs/{job_id}/cancel")).status_code == 404
+    # The row stays as a tombstone: a late copy of its message is completed unrun.
+    tombstone = await services.store.get(job_id)
+    assert tombstone.deleted_at is not None
+    assert tombstone.input is None
+    assert tombstone.status.is_terminal
+
+
+async def test_a_wrong_method_gets_405_with_every_allowed_method(api):
+    response = await api.put(f"/api/jobs/{uuid.uuid4()}")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "DELETE, GET"
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_openapi_document_names_every_answer(api):
+    document = (await api.get("/api/openapi.json")).json()
+    submit = document["paths"]["/api/jobs"]["post"]["responses"]
+    for code in ("400", "413", "415", "422", "500", "503"):
+        assert "application/problem+json" in submit[code]["content"], code
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    target = document["components"]["schemas"]["SyncInput"]["properties"]["target"]
+    assert target["enum"] == ["crm"]
 
 
 async def test_large_input_goes_to_blob_storage_and_back(api, services):
