@@ -57,7 +57,7 @@ def create_admin_router(provider: ServicesProvider) -> APIRouter:
         return {"queue": queue, "count": len(entries), "messages": [e.as_dict() for e in entries]}
 
     @router.get(
-        "/dead-letters/{queue}/{sequence_number}",
+        "/dead-letters/{queue}/{sequence_number:int}",
         responses={404: _PROBLEM},
         summary="One dead letter, with its body",
     )

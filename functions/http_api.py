@@ -20,7 +20,7 @@ from functions.http_limits import BodySizeLimit
 from functions.http_openapi import install_openapi
 from shared.jobs import Job, JobRequest, require_job_id
 from shared.services import ServicesProvider
-from shared.submission import check_idempotency_key
+from shared.submission import IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY_LENGTH
 
 API_PREFIX = "/api"
 STATUS_POLL_SECONDS = 2
@@ -141,10 +141,18 @@ def create_api(
         request: Request,
         job: Annotated[JobRequest, Body()],
         owner: Annotated[str, Depends(caller)],
-        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                min_length=1,
+                max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
+                pattern=IDEMPOTENCY_KEY_PATTERN,
+                description="Makes a retried submit safe: the same key and body give the "
+                "same job (200) instead of a new one. 1 to 255 printable ASCII characters.",
+            ),
+        ] = None,
     ) -> Response:
-        if idempotency_key is not None:
-            check_idempotency_key(idempotency_key)
         services = await provider.get()
         submitted = await services.jobs.submit(job, owner=owner, idempotency_key=idempotency_key)
         return job_response(request, submitted.job, 202 if submitted.created else 200)

@@ -139,7 +139,7 @@ def validation_error_response(request: Request, exc: RequestValidationError) -> 
 
 
 def _field_problem(error: Any) -> FieldProblem:
-    loc = [str(part) for part in error.get("loc", ()) if part not in ("body",)]
+    loc = [str(part) for part in error.get("loc", ()) if part not in ("body", "header")]
     kind = error.get("type", "")
     # The discriminated union puts the member's tag into the location; drop it.
     if len(loc) >= 2 and loc[0] in JobType.names() and kind != "union_tag_invalid":

@@ -1,0 +1,79 @@
+"""The API against its own OpenAPI document: schemathesis generates requests for every
+operation from the document the running app serves (devtools/host.py on Azurite and the
+Service Bus emulator) and runs all its checks: undocumented status codes or content types,
+schema-valid requests refused, schema-violating ones accepted, responses that break their
+schema, wrong answers to undeclared methods, resources still served after DELETE.
+
+`CONVEYOR_FUZZ_EXAMPLES` (default 25 per operation) scales the run; the seed is fixed so a
+failure reproduces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devtools.host_process import HostProcess, run_host
+from tests.integration.conftest import app_env, app_service_bus, downstream  # noqa: F401
+
+pytestmark = pytest.mark.integration
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCHEMATHESIS = REPO_ROOT / ".venv" / "bin" / "schemathesis"
+EXAMPLES = int(os.environ.get("CONVEYOR_FUZZ_EXAMPLES", "25"))
+SEED = 20261124
+
+
+@pytest.fixture(scope="module")
+def host(
+    app_env: dict[str, str],  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[HostProcess]:
+    log_path = tmp_path_factory.mktemp("fuzz") / "host.log"
+    with run_host(app_env, log_path) as running:
+        yield running
+
+
+@pytest.mark.timeout(600)
+def test_the_api_matches_its_openapi_document(host: HostProcess, tmp_path: Path) -> None:
+    config = tmp_path / "schemathesis.toml"
+    config.write_text("", encoding="utf-8")
+    result = subprocess.run(
+        [
+            str(SCHEMATHESIS),
+            "--config-file",
+            str(config),
+            "run",
+            f"{host.base_url}/api/openapi.json",
+            "--checks",
+            "all",
+            "--max-examples",
+            str(EXAMPLES),
+            "--seed",
+            str(SEED),
+            "--generation-deterministic",
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=560,
+        check=False,
+        cwd=tmp_path,
+    )
+    output = result.stdout + result.stderr
+    counts = re.search(r"(\d+) generated, (\d+) (?:passed|found)", output)
+    cases = int(counts[1]) if counts else 0
+    print(f"\napi fuzz: {cases} generated cases, exit code {result.returncode}")
+    (REPO_ROOT / ".local").mkdir(exist_ok=True)
+    (REPO_ROOT / ".local" / "api-fuzz.txt").write_text(output, encoding="utf-8")
+    (REPO_ROOT / ".local" / "api-fuzz.json").write_text(
+        json.dumps({"cases": cases, "exit_code": result.returncode}), encoding="utf-8"
+    )
+    assert result.returncode == 0, output[-6000:]
+    assert cases >= 500, output[-3000:]
