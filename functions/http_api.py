@@ -111,7 +111,7 @@ def create_api(
             links=JobLinks(
                 self=self_url,
                 result=str(request.url_for("get_job_result", job_id=job.id))
-                if job.result_ref
+                if job.result_is_external
                 else None,
             ),
         )

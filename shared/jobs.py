@@ -269,6 +269,13 @@ class Job:
     deleted_at: datetime | None = None  # a tombstone: gone for callers, kept for workers
     etag: str | None = field(default=None, compare=False)
 
+    @property
+    def result_is_external(self) -> bool:
+        """Part of the result lives in Blob storage (GET .../result reads it back)."""
+        return self.result_ref is not None or (
+            isinstance(self.result, dict) and "vectors_ref" in self.result
+        )
+
     def moved_to(self, status: JobStatus, **changes: Any) -> Job:
         """A copy in `status`, after checking the transition is allowed."""
         check_transition(self.status, status)

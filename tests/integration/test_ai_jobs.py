@@ -92,7 +92,7 @@ async def test_embed_job_large_result_goes_to_a_blob_and_reads_back(http, provid
     assert "vectors" not in result
     assert result["encoding"] == "float32-le"
     assert result["count"] == 40
-    assert doc["links"]["result"] is None or doc["links"]["result"].endswith("/result")
+    assert doc["links"]["result"].endswith(f"/api/jobs/{doc['id']}/result")
     full = (await http.get(f"/api/jobs/{doc['id']}/result")).json()["result"]
     assert len(full["vectors"]) == 40
     assert {len(v) for v in full["vectors"]} == {result["dimensions"]}
