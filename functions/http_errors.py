@@ -69,14 +69,11 @@ def problem(
     detail: str,
     *,
     code: str,
-    instance: str | None = None,
-    errors: list[FieldProblem] | None = None,
     headers: dict[str, str] | None = None,
-    extra: dict[str, Any] | None = None,
+    **members: Any,
 ) -> JSONResponse:
-    body = problem_document(
-        status, title, detail, code=code, instance=instance, errors=errors, extra=extra
-    )
+    """A problem document as a response; `members` as for `problem_document`."""
+    body = problem_document(status, title, detail, code=code, **members)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 

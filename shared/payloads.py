@@ -28,13 +28,7 @@ class PayloadStore:
     async def put_json(self, name: str, value: Any) -> str:
         """Store `value` as JSON under `name`; returns the reference to keep on the row."""
         data = json.dumps(value, separators=(",", ":")).encode("utf-8")
-        try:
-            await self._container.upload_blob(
-                name, data, overwrite=True, content_type="application/json"
-            )
-        except AzureError as exc:
-            raise ServiceUnavailable(f"blob storage write failed: {exc}") from exc
-        return f"{self._container.container_name}/{name}"
+        return await self._upload(name, data, "application/json")
 
     async def get_json(self, ref: str) -> Any:
         return json.loads(await self._get_bytes(ref))
@@ -42,10 +36,11 @@ class PayloadStore:
     async def put_vectors(self, name: str, vectors: np.ndarray) -> str:
         """Store a (count, dimensions) matrix as float32 little-endian rows."""
         data = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
+        return await self._upload(name, data, "application/octet-stream")
+
+    async def _upload(self, name: str, data: bytes, content_type: str) -> str:
         try:
-            await self._container.upload_blob(
-                name, data, overwrite=True, content_type="application/octet-stream"
-            )
+            await self._container.upload_blob(name, data, overwrite=True, content_type=content_type)
         except AzureError as exc:
             raise ServiceUnavailable(f"blob storage write failed: {exc}") from exc
         return f"{self._container.container_name}/{name}"

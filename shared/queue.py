@@ -149,13 +149,13 @@ class JobQueue:
         """Send (or schedule) one job message. Any failure, whatever the SDK raises, is a
         ServiceUnavailable: the sender is dropped so the next send opens a fresh link."""
         queue = self.queue_names[message.job_type]
-        # A new job starts its trace here (under the HTTP request's span when there is one);
-        # a retry copy keeps the traceparent of the job's first send.
-        if message.traceparent is None:
-            message = replace(message, traceparent=telemetry.current_traceparent())
         with telemetry.producer_span(
             message.job_id, message.job_type.value, queue, message.attempt
         ):
+            # A new job's trace continues from this send span (a child of the HTTP request's
+            # span when there is one); a retry copy keeps the traceparent of the first send.
+            if message.traceparent is None:
+                message = replace(message, traceparent=telemetry.current_traceparent())
             # The SDK's senders are not coroutine-safe: one send at a time per queue. The
             # sender is looked up INSIDE the lock, so a send never reuses one that a failed
             # send just closed.

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
-from devtools.openai_stub import OpenAIStub
 
 from devtools.host_process import HostProcess, run_host
+from devtools.openai_stub import OpenAIStub
 from tests.integration.helpers import wait_for_status
 
 pytestmark = pytest.mark.integration

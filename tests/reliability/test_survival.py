@@ -31,6 +31,8 @@ from devtools.azurite import Azurite
 from devtools.downstream_stub import StubState, create_stub_app, serve_in_thread
 from devtools.host_process import HostProcess
 from devtools.servicebus_emulator.process import start_emulator
+from shared.jobs import JobType
+from shared.queue import JobMessage
 from tests.integration.conftest import emulator_config
 
 pytestmark = pytest.mark.integration
@@ -275,6 +277,37 @@ async def test_poison_messages_are_dead_lettered_with_a_reason(
         host.stop()
     FIGURES["poison"] = dict(reasons)
     assert reasons == {"BadMessage": 3 * len(poison)}
+
+
+@pytest.mark.timeout(180)
+async def test_duplicate_deliveries_run_a_sync_once(
+    azurite: Azurite, emulator: Any, downstream: tuple[str, StubState], tmp_path: Path
+) -> None:
+    """Copies of a job's message (a resend, a replay racing a redelivery) never run it twice."""
+    url, state = downstream
+    host = Host(settings(azurite, emulator.connection_string, url), tmp_path / "dup.log")
+    base = {"url": host.start()}
+    copies = 3
+    try:
+        async with httpx.AsyncClient(base_url=base["url"], timeout=20) as client:
+            job_input: dict[str, Any] = {"target": "crm", "record": {"id": "dup"}}
+            body = {"type": "sync", "input": job_input}
+            job_id = (await client.post("/api/jobs", json=body)).json()["id"]
+            message = JobMessage(job_id=job_id, job_type=JobType.SYNC, input=job_input)
+            async with (
+                ServiceBusClient.from_connection_string(emulator.connection_string) as sb,
+                sb.get_queue_sender("sync") as sender,
+            ):
+                for n in range(copies):
+                    await sender.send_messages(message.next_copy(1, f"dup{n}").to_service_bus())
+            statuses = await wait_all_terminal(base, {job_id}, within=60)
+            await asyncio.sleep(2)  # let every copy be delivered and settled
+    finally:
+        host.stop()
+    runs = [c for c in state.calls if c["key"] == job_id]
+    FIGURES["duplicates"] = {"copies_sent": copies + 1, "downstream_calls": len(runs)}
+    assert statuses[job_id] == "succeeded"
+    assert len(runs) == 1
 
 
 def teardown_module() -> None:
