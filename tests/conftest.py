@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.fixtures.servicebus",
     "tests.fixtures.azurite",
+    "tests.fixtures.app",
 ]

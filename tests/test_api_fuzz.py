@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from devtools.host_process import HostProcess, run_host
-from tests.integration.conftest import app_env, app_service_bus, downstream  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +31,7 @@ SEED = 20261124
 
 @pytest.fixture(scope="module")
 def host(
-    app_env: dict[str, str],  # noqa: F811
+    app_env: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[HostProcess]:
     log_path = tmp_path_factory.mktemp("fuzz") / "host.log"

@@ -21,7 +21,7 @@ from azure.servicebus.aio import ServiceBusClient
 from devtools.servicebus_emulator.process import start_emulator
 from shared.config import QUEUE_NAME_SETTINGS, SERVICE_BUS
 from shared.jobs import JobType, SummarizeRequest
-from tests.integration.conftest import emulator_config
+from tests.fixtures.app import emulator_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_SETTINGS = json.loads((REPO_ROOT / "local.settings.sample.json").read_text())["Values"]

@@ -18,7 +18,6 @@ import random
 import signal
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +27,12 @@ from azure.servicebus import ServiceBusMessage, ServiceBusSubQueue
 from azure.servicebus.aio import ServiceBusClient
 
 from devtools.azurite import Azurite
-from devtools.downstream_stub import StubState, create_stub_app, serve_in_thread
+from devtools.downstream_stub import StubState
 from devtools.host_process import HostProcess
 from devtools.servicebus_emulator.process import start_emulator
 from shared.jobs import JobType
 from shared.queue import JobMessage
-from tests.integration.conftest import emulator_config
+from tests.fixtures.app import emulator_config
 
 pytestmark = pytest.mark.integration
 
@@ -44,19 +43,6 @@ CLIENTS = 8
 TERMINAL = {"succeeded", "failed", "dead_lettered", "cancelled"}
 FIGURES: dict[str, Any] = {}
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def downstream() -> Iterator[tuple[str, StubState]]:
-    state = StubState()
-    with serve_in_thread(create_stub_app(state)) as url:
-        yield url, state
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Any]:
-    with start_emulator(emulator_config()) as running:
-        yield running
 
 
 def settings(azurite: Azurite, bus: str, downstream_url: str) -> dict[str, str]:
@@ -145,10 +131,10 @@ async def wait_all_terminal(base: dict[str, str], ids: set[str], within: float) 
 
 @pytest.mark.timeout(600)
 async def test_crashes_during_submit_and_work_lose_nothing(
-    azurite: Azurite, emulator: Any, downstream: tuple[str, StubState], tmp_path: Path
+    azurite: Azurite, app_service_bus: Any, downstream: tuple[str, StubState], tmp_path: Path
 ) -> None:
     url, state = downstream
-    host = Host(settings(azurite, emulator.connection_string, url), tmp_path / "host.log")
+    host = Host(settings(azurite, app_service_bus.connection_string, url), tmp_path / "host.log")
     base = {"url": host.start()}
     answers: Counter[int] = Counter()
     accepted: dict[str, str] = {}  # key -> job id
@@ -247,14 +233,16 @@ async def test_storage_paused_and_service_bus_killed_give_503_never_500(
 
 @pytest.mark.timeout(180)
 async def test_poison_messages_are_dead_lettered_with_a_reason(
-    azurite: Azurite, emulator: Any, downstream: tuple[str, StubState], tmp_path: Path
+    azurite: Azurite, app_service_bus: Any, downstream: tuple[str, StubState], tmp_path: Path
 ) -> None:
-    host = Host(settings(azurite, emulator.connection_string, downstream[0]), tmp_path / "h.log")
+    host = Host(
+        settings(azurite, app_service_bus.connection_string, downstream[0]), tmp_path / "h.log"
+    )
     host.start()
     poison = [b"not json", b'{"type": "summarize"}', b'{"job_id": 5, "type": "nope"}']
     reasons: Counter[str] = Counter()
     try:
-        async with ServiceBusClient.from_connection_string(emulator.connection_string) as sb:
+        async with ServiceBusClient.from_connection_string(app_service_bus.connection_string) as sb:
             for queue in ("summarize", "embed", "sync"):
                 async with sb.get_queue_sender(queue) as sender:
                     for body in poison:
@@ -281,11 +269,11 @@ async def test_poison_messages_are_dead_lettered_with_a_reason(
 
 @pytest.mark.timeout(180)
 async def test_duplicate_deliveries_run_a_sync_once(
-    azurite: Azurite, emulator: Any, downstream: tuple[str, StubState], tmp_path: Path
+    azurite: Azurite, app_service_bus: Any, downstream: tuple[str, StubState], tmp_path: Path
 ) -> None:
     """Copies of a job's message (a resend, a replay racing a redelivery) never run it twice."""
     url, state = downstream
-    host = Host(settings(azurite, emulator.connection_string, url), tmp_path / "dup.log")
+    host = Host(settings(azurite, app_service_bus.connection_string, url), tmp_path / "dup.log")
     base = {"url": host.start()}
     copies = 3
     try:
@@ -295,7 +283,7 @@ async def test_duplicate_deliveries_run_a_sync_once(
             job_id = (await client.post("/api/jobs", json=body)).json()["id"]
             message = JobMessage(job_id=job_id, job_type=JobType.SYNC, input=job_input)
             async with (
-                ServiceBusClient.from_connection_string(emulator.connection_string) as sb,
+                ServiceBusClient.from_connection_string(app_service_bus.connection_string) as sb,
                 sb.get_queue_sender("sync") as sender,
             ):
                 for n in range(copies):
