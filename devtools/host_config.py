@@ -13,7 +13,7 @@ import logging
 import os
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -111,13 +111,25 @@ class FunctionList:
     queues: list[QueueTrigger]
     timers: list[TimerTrigger]
     failed: dict[str, str]  # function name -> why it cannot run (the others still do)
+    disabled: list[str] = field(default_factory=list)  # AzureWebJobs.<name>.Disabled
+
+
+def is_disabled(name: str, env: Mapping[str, str]) -> bool:
+    """`AzureWebJobs.<function>.Disabled` = true stops one function, as in Azure, without a
+    redeploy (consumption paused; the rest of the app keeps running)."""
+    return env.get(f"AzureWebJobs.{name}.Disabled", "").strip().lower() in ("true", "1")
 
 
 def discover(app: Any, env: Mapping[str, str] | None = None) -> FunctionList:
     """Read triggers from the app's own function list, as the real host's indexer does."""
     found = FunctionList([], [], {})
+    settings = os.environ if env is None else env
     for function in app.get_functions():
         name = function.get_function_name()
+        if is_disabled(name, settings):
+            found.disabled.append(name)
+            log.warning("function %s is disabled (AzureWebJobs.%s.Disabled)", name, name)
+            continue
         try:
             _add(found, function, env)
         except ConfigError as exc:

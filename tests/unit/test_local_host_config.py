@@ -31,7 +31,7 @@ def test_a_malformed_duration_names_itself():
         timespan_seconds("5 minutes")
 
 
-def test_a_missing_setting_fails_only_the_function_that_names_it():
+def two_functions() -> func.FunctionApp:
     app = func.FunctionApp()
 
     @app.function_name("good")
@@ -51,8 +51,24 @@ def test_a_missing_setting_fails_only_the_function_that_names_it():
     async def broken(timer: func.TimerRequest) -> None:
         return None
 
-    found = discover(app, {"PREFIX": "team-a"})
+    return app
+
+
+def test_a_missing_setting_fails_only_the_function_that_names_it():
+    found = discover(two_functions(), {"PREFIX": "team-a"})
     assert [q.queue_name for q in found.queues] == ["team-a-jobs"]
     assert found.queues[0].actions_param == "actions"
     assert found.timers == []
     assert "NOT_SET" in found.failed["broken"]
+
+
+def test_a_disabled_function_is_not_run_and_the_rest_are():
+    settings = {
+        "PREFIX": "team-a",
+        "NOT_SET": "0 */5 * * * *",
+        "AzureWebJobs.good.Disabled": "true",
+    }
+    paused = discover(two_functions(), settings)
+    assert paused.queues == []
+    assert paused.disabled == ["good"]
+    assert [t.name for t in paused.timers] == ["broken"]
