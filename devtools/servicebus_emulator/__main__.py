@@ -1,4 +1,5 @@
-"""python -m devtools.servicebus_emulator --host 127.0.0.1 --port 5672 [--config Config.json]"""
+"""python -m devtools.servicebus_emulator --host 127.0.0.1 --port 5672 [--config Config.json]
+[--admin-port 5300]"""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from proton.reactor import Container
 
 from devtools.logs import configure_logging
 from devtools.servicebus_emulator import connection_string
+from devtools.servicebus_emulator.admin import start_admin_server
 from devtools.servicebus_emulator.broker import Broker
 from devtools.servicebus_emulator.config import ConfigError, load_config
+from devtools.servicebus_emulator.snapshot import SnapshotBridge
+from devtools.servicebus_emulator.tls import self_signed, server_context
 
 
 def _free_port(host: str) -> int:
@@ -40,6 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=5672, help="0 picks a free port")
     parser.add_argument("--config", type=Path, help="a Service Bus emulator Config.json")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--admin-port", type=int, default=5300, help="administration (HTTP) port; 0 picks one"
+    )
+    parser.add_argument("--admin-host", default="127.0.0.1", help="administration address")
+    parser.add_argument(
+        "--admin-certificate", type=Path, help="write the admin endpoint's TLS certificate here"
+    )
     args = parser.parse_args(argv)
     # proton logs a client's abrupt disconnect as an error; it is routine here.
     configure_logging(args.log_level, {"proton": logging.CRITICAL})
@@ -51,7 +62,20 @@ def main(argv: list[str] | None = None) -> int:
     port = args.port or _free_port(args.host)
     problem = _check_port(args.host, port)
     if problem:
-        print(f"error: cannot listen on {args.host}:{port}: {problem}", file=sys.stderr)
+        print(f"error: cannot listen on {args.host}:{port}: {problem} (--port)", file=sys.stderr)
+        return 2
+    certificate, key = self_signed(args.admin_host)
+    if args.admin_certificate:
+        args.admin_certificate.write_bytes(certificate)
+    bridge = SnapshotBridge()
+    try:
+        admin, _ = start_admin_server(
+            args.admin_host, args.admin_port, bridge, server_context(certificate, key)
+        )
+    except OSError as exc:
+        where = f"{args.admin_host}:{args.admin_port}"
+        reason = exc.strerror or str(exc)
+        print(f"error: cannot listen on {where}: {reason} (--admin-port)", file=sys.stderr)
         return 2
 
     stopping = False
@@ -65,14 +89,26 @@ def main(argv: list[str] | None = None) -> int:
     broker = Broker(queues, should_stop=lambda: stopping)
     container = Container(broker)
     container.container_id = "servicebus-emulator"
+    container.selectable(bridge.injector)
     try:
         broker.acceptor = container.listen(f"{args.host}:{port}")
     except Exception as exc:  # e.g. taken between the check above and now
-        print(f"error: cannot listen on {args.host}:{port}: {exc}", file=sys.stderr)
+        print(f"error: cannot listen on {args.host}:{port}: {exc} (--port)", file=sys.stderr)
+        admin.server_close()
         return 2
+    admin_port = admin.port
+    # Two lines a parent process can read: the AMQP port first (as before), then the admin one.
     print(f"listening on {args.host}:{port}", flush=True)
-    logging.getLogger(__name__).info("connection string: %s", connection_string(args.host, port))
-    container.run()
+    print(f"admin listening on {args.admin_host}:{admin_port}", flush=True)
+    log = logging.getLogger(__name__)
+    log.info("connection string: %s", connection_string(args.host, port))
+    log.info("admin connection string: %s", connection_string(args.admin_host, admin_port))
+    try:
+        container.run()
+    finally:
+        admin.shutdown()
+        admin.server_close()
+        bridge.injector.close()
     return 0
 
 

@@ -29,6 +29,7 @@ from devtools.servicebus_emulator.links import (
     wants_session,
 )
 from devtools.servicebus_emulator.replies import answer_request
+from devtools.servicebus_emulator.snapshot import SnapshotBridge, snapshot
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,10 @@ class Broker(Handler):
             if queue.dead_letters is not None:
                 queue.dead_letters.tick(now)
         event.reactor.schedule(TICK_SECONDS, self)
+
+    def on_admin_snapshot(self, event: Any) -> None:
+        """The administration endpoint asks for counts (an event injected from its thread)."""
+        SnapshotBridge.answer(event.subject, lambda: snapshot(self.queues.values()))
 
     def on_connection_remote_open(self, event: Any) -> None:
         if event.connection.state & Endpoint.LOCAL_UNINIT:

@@ -10,18 +10,12 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from enum import Enum
-from typing import Any
 
-from devtools.servicebus_emulator.codec import (
-    APPLICATION_PROPERTIES,
-    Sections,
-    encode_message,
-    encode_section,
-    ms_timestamp,
-    sym,
-)
+from devtools.servicebus_emulator.codec import APPLICATION_PROPERTIES, Sections, encode_section, sym
 from devtools.servicebus_emulator.config import QueueSettings
+from devtools.servicebus_emulator.messages import State, StoredMessage
+
+__all__ = ["LockLost", "MessageNotFound", "Queue", "State", "StoredMessage"]
 
 log = logging.getLogger(__name__)
 
@@ -36,54 +30,6 @@ class LockLost(Exception):
 
 class MessageNotFound(Exception):
     pass
-
-
-class State(Enum):
-    AVAILABLE = "available"
-    LOCKED = "locked"
-    SCHEDULED = "scheduled"
-    DEFERRED = "deferred"
-    DEFERRED_LOCKED = "deferred-locked"
-
-
-@dataclass
-class StoredMessage:
-    sequence_number: int
-    sections: Sections
-    enqueued_at: float
-    expires_at: float
-    state: State = State.AVAILABLE
-    delivery_count: int = 0
-    scheduled_at: float | None = None
-    lock_token: uuid.UUID | None = None
-    locked_until: float = 0.0
-    dead_letter: dict[str, Any] | None = None  # reason, description, source (DLQ copies)
-
-    def wire(self, *, lock: bool) -> bytes:
-        annotations: dict[Any, Any] = {
-            sym("x-opt-sequence-number"): self.sequence_number,
-            sym("x-opt-enqueued-time"): ms_timestamp(self.enqueued_at),
-            sym("x-opt-message-state"): 1
-            if self.state in (State.DEFERRED, State.DEFERRED_LOCKED)
-            else 0,
-        }
-        if lock:
-            annotations[sym("x-opt-locked-until")] = ms_timestamp(self.locked_until)
-        if self.scheduled_at is not None:
-            annotations[sym("x-opt-scheduled-enqueue-time")] = ms_timestamp(self.scheduled_at)
-        app_properties = None
-        if self.dead_letter is not None:
-            annotations[sym("x-opt-deadletter-source")] = self.dead_letter["source"]
-            app_properties = {
-                "DeadLetterReason": self.dead_letter["reason"],
-                "DeadLetterErrorDescription": self.dead_letter["description"],
-            }
-        return encode_message(
-            self.sections,
-            delivery_count=self.delivery_count,
-            annotations=annotations,
-            application_properties=app_properties,
-        )
 
 
 @dataclass
@@ -105,6 +51,9 @@ class Queue:
     _seen_ids: OrderedDict[str, float] = field(default_factory=OrderedDict)
     _next_sequence: int = 1
     dead_letters: Queue | None = None
+    # For the administration endpoint: when the queue was made, and last sent to or read from.
+    created_at: float = field(default_factory=time.time)
+    accessed_at: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.is_dead_letter:
@@ -121,6 +70,7 @@ class Queue:
         With ForwardTo the message goes on to the target queue (after this queue's duplicate
         detection) and the number is the target's."""
         now = time.time() if now is None else now
+        self.accessed_at = now
         if self.settings.requires_duplicate_detection and not self.is_dead_letter:
             self._forget_old_ids(now)
             message_id = sections.message_id
@@ -218,6 +168,7 @@ class Queue:
 
     def lock(self, message: StoredMessage, now: float | None = None) -> uuid.UUID:
         now = time.time() if now is None else now
+        self.accessed_at = now
         token = uuid.uuid4()
         message.lock_token = token
         message.locked_until = now + self.settings.lock_duration
@@ -228,10 +179,12 @@ class Queue:
 
     def remove(self, message: StoredMessage) -> None:
         """Take a message out for good (received in RECEIVE_AND_DELETE mode)."""
+        self.accessed_at = time.time()
         self.messages.pop(message.sequence_number, None)
 
     def _locked(self, token: uuid.UUID, now: float | None = None) -> StoredMessage:
         now = time.time() if now is None else now
+        self.accessed_at = now
         sequence = self._locks.get(token)
         message = self.messages.get(sequence) if sequence is not None else None
         if message is None or message.lock_token != token or message.locked_until <= now:
