@@ -37,6 +37,19 @@ CONFIGURED_QUEUES = [
     queue("forwarded"),
     queue("dead-letters-forwarded", MaxDeliveryCount=1, ForwardDeadLetteredMessagesTo="parking"),
     queue("parking"),
+    queue("admin-counts", LockDuration="PT30S", MaxDeliveryCount=10),
+    queue("admin-counts-async", LockDuration="PT30S", MaxDeliveryCount=10),
+    queue("admin-traffic"),
+    queue(
+        "admin-properties",
+        LockDuration="PT45S",
+        MaxDeliveryCount=7,
+        RequiresDuplicateDetection=True,
+        DuplicateDetectionHistoryTimeWindow="PT2M",
+        DeadLetteringOnMessageExpiration=True,
+        DefaultMessageTimeToLive="P2D",
+        ForwardDeadLetteredMessagesTo="parking",
+    ),
 ]
 CONFIG = {
     "UserConfig": {

@@ -7,6 +7,12 @@ from typing import Any
 from azure.servicebus import ServiceBusClient, ServiceBusSender
 from azure.servicebus.aio import ServiceBusClient as AsyncServiceBusClient
 from azure.servicebus.aio import ServiceBusSender as AsyncServiceBusSender
+from azure.servicebus.aio.management import (
+    ServiceBusAdministrationClient as AsyncServiceBusAdministrationClient,
+)
+from azure.servicebus.management import ServiceBusAdministrationClient
+
+from devtools.servicebus_emulator.process import RunningEmulator
 
 WAIT = 5  # seconds one receive call may wait; loops below make at most 20 calls
 
@@ -17,6 +23,23 @@ def client(connection: str, **kwargs: Any) -> ServiceBusClient:
 
 def aclient(connection: str, **kwargs: Any) -> AsyncServiceBusClient:
     return AsyncServiceBusClient.from_connection_string(connection, **kwargs)
+
+
+def admin(emulator: RunningEmulator) -> ServiceBusAdministrationClient:
+    """The real administration client on the emulator's admin endpoint.
+
+    azure-servicebus 7.15.0 sends https there even with UseDevelopmentEmulator=true, so it
+    is told to trust the emulator's throw-away certificate.
+    """
+    return ServiceBusAdministrationClient.from_connection_string(
+        emulator.admin_connection_string, connection_verify=str(emulator.admin_certificate)
+    )
+
+
+def aadmin(emulator: RunningEmulator) -> AsyncServiceBusAdministrationClient:
+    return AsyncServiceBusAdministrationClient.from_connection_string(
+        emulator.admin_connection_string, connection_verify=str(emulator.admin_certificate)
+    )
 
 
 def open_sender(sb: ServiceBusClient, queue: str) -> ServiceBusSender:

@@ -18,6 +18,9 @@ from tests.emulator.helpers import open_sender
 
 
 def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """The command line; a free admin port unless the test names one (5300 may be taken)."""
+    if "--admin-port" not in args:
+        args = (*args, "--admin-port", "0")
     return subprocess.run(
         [sys.executable, "-m", "devtools.servicebus_emulator", *args],
         cwd=REPO_ROOT,
@@ -91,7 +94,32 @@ def test_busy_port_is_one_clear_line():
         result = run("--port", str(port))
     assert result.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "--port" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_busy_admin_port_names_the_port_and_its_flag():
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = run("--port", "0", "--admin-port", str(port))
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "(--admin-port)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_admin_port_is_the_second_line_and_freed_on_stop():
+    with start_emulator() as emulator:
+        assert emulator.admin_port not in (0, emulator.port)
+        assert f"sb://127.0.0.1:{emulator.admin_port};" in emulator.admin_connection_string
+        assert emulator.admin_connection_string.endswith("UseDevelopmentEmulator=true")
+        emulator.process.send_signal(signal.SIGTERM)
+        assert emulator.process.wait(10) == 0
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((emulator.admin_host, emulator.admin_port))
 
 
 def test_sigterm_stops_it_cleanly_and_frees_the_port():
@@ -133,7 +161,14 @@ def test_topics_are_warned_about_and_ignored(tmp_path: Path):
     }
     config.write_text(json.dumps({"UserConfig": {"Namespaces": [namespace]}}))
     process = subprocess.Popen(
-        [sys.executable, "-m", "devtools.servicebus_emulator", "--port", "0", "--config", config],
+        [
+            sys.executable,
+            "-m",
+            "devtools.servicebus_emulator",
+            *("--port", "0", "--admin-port", "0"),
+            "--config",
+            str(config),
+        ],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
