@@ -70,6 +70,7 @@ class AdminServer(ThreadingHTTPServer):
 class AdminHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 120  # an idle keep-alive connection is closed after this many seconds
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms stall
     server: AdminServer
 
     def do_GET(self) -> None:
