@@ -17,7 +17,10 @@ settings = load_settings()
 provider = make_provider(settings)
 
 asgi_app = create_api(
-    provider, max_request_bytes=settings.max_request_bytes, sync_targets=settings.sync_targets
+    provider,
+    max_request_bytes=settings.max_request_bytes,
+    auth=settings.auth,
+    sync_targets=settings.sync_targets,
 )
 start_telemetry(asgi_app, settings)
 app = func.AsgiFunctionApp(app=asgi_app, http_auth_level=func.AuthLevel.FUNCTION)

@@ -24,6 +24,7 @@ from devtools.azurite import run_azurite
 from devtools.host_config import ServiceBusOptions
 from devtools.host_process import HostProcess
 from devtools.servicebus_emulator.process import start_emulator
+from shared.auth.caller import Caller
 from shared.config import Settings
 from shared.jobs import JobStatus, SummarizeRequest
 from shared.services import build_services
@@ -73,7 +74,7 @@ async def through_host(env: dict[str, str], count: int) -> float:
         for start in range(0, count, 50):
             await asyncio.gather(
                 *(
-                    services.jobs.submit(request, owner="bench")
+                    services.jobs.submit(request, caller=Caller(owner="bench"))
                     for _ in range(min(50, count - start))
                 )
             )

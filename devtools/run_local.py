@@ -23,9 +23,10 @@ from pathlib import Path
 from types import FrameType
 
 from devtools.azurite import run_azurite
+from devtools.dev_keys import DevKeys, load_dev_keys
 from devtools.host_config import apply_local_settings
 from devtools.processes import port_is_free, stop_process
-from shared.config import SERVICE_BUS, STORAGE
+from shared.config import SERVICE_BUS, SERVICE_BUS_ADMIN, STORAGE
 from shared.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -62,12 +63,12 @@ def storage_ports(connection: str) -> dict[str, int]:
     return ports
 
 
-def service_bus_port(connection: str) -> int:
+def service_bus_port(connection: str, setting: str = SERVICE_BUS, default: int = 5672) -> int:
     match = re.search(r"Endpoint=sb://(?:127\.0\.0\.1|localhost):(\d+)", connection)
     if not match or "UseDevelopmentEmulator=true" not in connection:
         raise StartupError(
-            "ServiceBusConnection must point at the local emulator for `make run`: "
-            "Endpoint=sb://127.0.0.1:5672;...;UseDevelopmentEmulator=true"
+            f"{setting} must point at the local emulator for `make run`: "
+            f"Endpoint=sb://127.0.0.1:{default};...;UseDevelopmentEmulator=true"
         )
     return int(match.group(1))
 
@@ -128,12 +129,18 @@ def run(settings: Path | None = None) -> int:
     settings_file = apply_local_settings(settings)
     host_port = local_http_port(settings_file)
     sb_port = service_bus_port(os.environ.get(SERVICE_BUS, ""))
+    admin_port = service_bus_port(
+        os.environ.get(SERVICE_BUS_ADMIN, ""), SERVICE_BUS_ADMIN, default=5300
+    )
     st_ports = storage_ports(os.environ.get(STORAGE, ""))
     check_ports(
         [Port(host_port, "API and workers", "Host.LocalHttpPort")]
         + [Port(n, f"Azurite {s.lower()}", STORAGE) for s, n in st_ports.items()]
         + [Port(sb_port, "Service Bus emulator", SERVICE_BUS)]
+        + [Port(admin_port, "Service Bus emulator management", SERVICE_BUS_ADMIN)]
     )
+    keys = load_dev_keys(REPO_ROOT / ".local" / "dev-keys.json")
+    keys.export()  # the host reads API_KEYS from the environment it inherits
     print(f"settings: {settings_file}", flush=True)
     stop = threading.Event()
 
@@ -154,6 +161,7 @@ def run(settings: Path | None = None) -> int:
         print(f"azurite: blob {azurite.blob_port}, table {azurite.table_port}", flush=True)
         emulator = [python, "-m", "devtools.servicebus_emulator", "--host", "127.0.0.1"]
         emulator += ["--port", str(sb_port), "--config", str(EMULATOR_CONFIG)]
+        emulator += ["--admin-port", str(admin_port)]
         print(
             "service bus emulator: "
             + stack.enter_context(child(emulator, "listening on", "emulator"))
@@ -162,18 +170,26 @@ def run(settings: Path | None = None) -> int:
         if settings_file is not None:
             host += ["--settings", str(settings_file)]
         stack.enter_context(child(host, "host listening on", "host"))
-        print(_banner(host_port), flush=True)
+        print(_banner(host_port, keys), flush=True)
         while not stop.is_set():
             time.sleep(0.2)
         print("\nstopping: host, emulator, azurite", flush=True)
     return 0
 
 
-def _banner(port: int) -> str:
+def _banner(port: int, keys: DevKeys) -> str:
     base = f"http://localhost:{port}/api"
+    auth = (
+        f"development key: {keys.key}\n"
+        f"admin key:       {keys.admin_key}   (for /api/admin; kept in {keys.path})\n"
+        if os.environ.get("AUTH_MODE", "on").strip().lower() not in ("off", "false", "0")
+        else "AUTH_MODE=off: every request is accepted as an administrator\n"
+    )
     return (
-        f"\nConveyor is running at {base}  (Swagger UI: {base}/docs)\n"
-        f"  curl -s -X POST {base}/jobs -H 'Content-Type: application/json' \\\n"
+        f"\nConveyor is running at {base}  (Swagger UI: {base}/docs)\n{auth}"
+        f"  export CONVEYOR_KEY={keys.key}\n"
+        f'  curl -s -X POST {base}/jobs -H "x-api-key: $CONVEYOR_KEY" \\\n'
+        "       -H 'Content-Type: application/json' \\\n"
         '       -d \'{"type": "summarize", "input": {"text": "Queues decouple work. '
         "Workers drain them.\"}}'\n"
         "Press Ctrl-C to stop everything.\n"

@@ -1,11 +1,15 @@
-"""Operator routes: dead-letter inspection, replay and purge, and on-demand maintenance."""
+"""Operator routes: dead letters, maintenance, API keys and the audit log. Admins only;
+every call is written to the audit log with the caller."""
 
+from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.http_identity import caller
+from functions.http_admin_keys import create_key_routes
+from functions.http_identity import AdminCaller
+from shared.auth.caller import Caller
 from shared.dead_letters import Selection
 from shared.maintenance import run_maintenance
 from shared.services import ServicesProvider
@@ -33,12 +37,16 @@ class PurgeRequest(DeadLetterSelection):
 
 def create_admin_router(provider: ServicesProvider) -> APIRouter:
     router = APIRouter(prefix=ADMIN_PREFIX, tags=["admin"])
-    Actor = Annotated[str, Depends(caller)]
     Limit = Annotated[int, Query(ge=1, le=1000)]
 
-    @router.get("/dead-letters", summary="Dead letters of every queue, grouped by reason")
-    async def dead_letter_summary(limit: Limit = 100) -> dict[str, Any]:
+    async def audit(who: Caller, action: str, target: str, **detail: Any) -> None:
         services = await provider.get()
+        await services.audit.record(who.owner, action, target, credential=who.credential, **detail)
+
+    @router.get("/dead-letters", summary="Dead letters of every queue, grouped by reason")
+    async def dead_letter_summary(who: AdminCaller, limit: Limit = 100) -> dict[str, Any]:
+        services = await provider.get()
+        await audit(who, "dead_letters.summary", "*")
         grouped = await services.dead_letters.summary(limit=limit)
         return {
             queue: {
@@ -51,8 +59,9 @@ def create_admin_router(provider: ServicesProvider) -> APIRouter:
     @router.get(
         "/dead-letters/{queue}", responses={404: _PROBLEM}, summary="Dead letters of one queue"
     )
-    async def list_dead_letters(queue: str, limit: Limit = 100) -> dict[str, Any]:
+    async def list_dead_letters(queue: str, who: AdminCaller, limit: Limit = 100) -> dict[str, Any]:
         services = await provider.get()
+        await audit(who, "dead_letters.list", queue)
         entries = await services.dead_letters.peek(queue, limit=limit)
         return {"queue": queue, "count": len(entries), "messages": [e.as_dict() for e in entries]}
 
@@ -61,8 +70,11 @@ def create_admin_router(provider: ServicesProvider) -> APIRouter:
         responses={404: _PROBLEM},
         summary="One dead letter, with its body",
     )
-    async def show_dead_letter(queue: str, sequence_number: int) -> dict[str, Any]:
+    async def show_dead_letter(
+        queue: str, sequence_number: int, who: AdminCaller
+    ) -> dict[str, Any]:
         services = await provider.get()
+        await audit(who, "dead_letters.show", f"{queue}/{sequence_number}")
         return (await services.dead_letters.show(queue, sequence_number)).as_dict()
 
     @router.post(
@@ -71,10 +83,10 @@ def create_admin_router(provider: ServicesProvider) -> APIRouter:
         summary="Send dead-lettered jobs again (fresh copy first, then the dead letter goes)",
     )
     async def replay_dead_letters(
-        queue: str, body: DeadLetterSelection, actor: Actor
+        queue: str, body: DeadLetterSelection, who: AdminCaller
     ) -> dict[str, Any]:
         services = await provider.get()
-        report = await services.dead_letters.replay(queue, body.selection(), actor=actor)
+        report = await services.dead_letters.replay(queue, body.selection(), actor=who.owner)
         return report.as_dict()
 
     @router.post(
@@ -82,17 +94,39 @@ def create_admin_router(provider: ServicesProvider) -> APIRouter:
         responses={404: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM},
         summary="Delete dead letters for good (needs confirm: true)",
     )
-    async def purge_dead_letters(queue: str, body: PurgeRequest, actor: Actor) -> dict[str, Any]:
+    async def purge_dead_letters(
+        queue: str, body: PurgeRequest, who: AdminCaller
+    ) -> dict[str, Any]:
         services = await provider.get()
         report = await services.dead_letters.purge(
-            queue, body.selection(), actor=actor, confirm=body.confirm
+            queue, body.selection(), actor=who.owner, confirm=body.confirm
         )
         return report.as_dict()
 
     @router.post("/maintenance", summary="Reconcile rows with the DLQs and re-drive stuck jobs")
-    async def maintenance() -> dict[str, Any]:
+    async def maintenance(who: AdminCaller) -> dict[str, Any]:
         services = await provider.get()
         report = await run_maintenance(services.dead_letters, services.sweeper)
+        await audit(who, "maintenance", "*", **report.as_dict())
         return report.as_dict()
 
+    @router.get("/audit", summary="The audit log of one UTC day (default: today)")
+    async def audit_log(who: AdminCaller, day: date | None = None) -> dict[str, Any]:
+        services = await provider.get()
+        await audit(who, "audit.read", str(day or "today"))
+        entries = await services.audit.entries_for_day(day)
+        return {
+            "entries": [
+                {
+                    "at": e.at.isoformat(),
+                    "actor": e.actor,
+                    "action": e.action,
+                    "target": e.target,
+                    "detail": e.detail,
+                }
+                for e in entries
+            ]
+        }
+
+    router.include_router(create_key_routes(provider, audit))
     return router

@@ -14,12 +14,18 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from functions.http_admin import create_admin_router
-from functions.http_errors import PROBLEM_JSON, install_error_handlers, problem
-from functions.http_identity import caller
+from functions.http_errors import (
+    PROBLEM_JSON,
+    install_error_handlers,
+    problem,
+    rate_limit_headers,
+)
+from functions.http_identity import AnyCaller
 from functions.http_limits import BodySizeLimit
 from functions.http_openapi import install_openapi
+from shared.config import AuthSettings
 from shared.jobs import Job, JobRequest, require_job_id
-from shared.services import ServicesProvider
+from shared.services import ServicesProvider, build_authenticator
 from shared.submission import IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY_LENGTH
 
 API_PREFIX = "/api"
@@ -68,6 +74,7 @@ def create_api(
     provider: ServicesProvider,
     *,
     max_request_bytes: int,
+    auth: AuthSettings,
     sync_targets: Mapping[str, str] | None = None,
 ) -> FastAPI:
     @contextlib.asynccontextmanager
@@ -89,6 +96,7 @@ def create_api(
     app.add_middleware(BodySizeLimit, max_bytes=max_request_bytes)
     install_error_handlers(app)
     install_openapi(app, sync_targets or {})
+    app.state.authenticator = build_authenticator(auth, provider)
     app.include_router(create_admin_router(provider))
 
     def document(request: Request, job: Job) -> JobDocument:
@@ -116,9 +124,11 @@ def create_api(
             ),
         )
 
-    def job_response(request: Request, job: Job, status_code: int) -> JSONResponse:
+    def job_response(
+        request: Request, job: Job, status_code: int, headers: dict[str, str] | None = None
+    ) -> JSONResponse:
         doc = document(request, job)
-        headers = {"Location": doc.links.self}
+        headers = {**(headers or {}), "Location": doc.links.self}
         if not job.status.is_terminal:
             headers["Retry-After"] = str(STATUS_POLL_SECONDS)
         return JSONResponse(doc.model_dump(mode="json"), status_code=status_code, headers=headers)
@@ -133,14 +143,15 @@ def create_api(
             409: _PROBLEM,
             413: _PROBLEM,
             422: _PROBLEM,
+            429: {**_PROBLEM, "description": "Over the caller's rate limit; see Retry-After"},
             503: _PROBLEM,
         },
         summary="Submit a job",
     )
     async def submit_job(
         request: Request,
+        who: AnyCaller,
         job: Annotated[JobRequest, Body()],
-        owner: Annotated[str, Depends(caller)],
         idempotency_key: Annotated[
             str | None,
             Header(
@@ -154,8 +165,14 @@ def create_api(
         ] = None,
     ) -> Response:
         services = await provider.get()
-        submitted = await services.jobs.submit(job, owner=owner, idempotency_key=idempotency_key)
-        return job_response(request, submitted.job, 202 if submitted.created else 200)
+        submitted = await services.jobs.submit(job, caller=who, idempotency_key=idempotency_key)
+        rate = submitted.rate
+        headers = None
+        if rate is not None:
+            headers = rate_limit_headers(
+                rate.limit, rate.remaining, rate.reset_seconds, rate.window_seconds
+            )
+        return job_response(request, submitted.job, 202 if submitted.created else 200, headers)
 
     @app.get(
         f"{API_PREFIX}/jobs/{{job_id}}",
@@ -163,18 +180,18 @@ def create_api(
         responses={404: _PROBLEM, 503: _PROBLEM},
         summary="Get a job's status",
     )
-    async def get_job(request: Request, job_id: JobId) -> Response:
+    async def get_job(request: Request, job_id: JobId, who: AnyCaller) -> Response:
         services = await provider.get()
-        return job_response(request, await services.jobs.get(job_id), 200)
+        return job_response(request, await services.jobs.get(job_id, who), 200)
 
     @app.get(
         f"{API_PREFIX}/jobs/{{job_id}}/result",
         responses={404: _PROBLEM, 409: _PROBLEM, 503: _PROBLEM},
         summary="Get a finished job's result (also when it is too large to inline)",
     )
-    async def get_job_result(request: Request, job_id: JobId) -> Response:
+    async def get_job_result(request: Request, job_id: JobId, who: AnyCaller) -> Response:
         services = await provider.get()
-        job = await services.jobs.get(job_id)
+        job = await services.jobs.get(job_id, who)
         if job.result is None and job.result_ref is None:
             return problem(
                 409,
@@ -191,9 +208,9 @@ def create_api(
         responses={404: _PROBLEM, 409: _PROBLEM, 503: _PROBLEM},
         summary="Cancel a job that has not finished (it stays readable, status cancelled)",
     )
-    async def cancel_job(request: Request, job_id: JobId) -> Response:
+    async def cancel_job(request: Request, job_id: JobId, who: AnyCaller) -> Response:
         services = await provider.get()
-        return job_response(request, await services.jobs.cancel(job_id), 200)
+        return job_response(request, await services.jobs.cancel(job_id, who), 200)
 
     @app.delete(
         f"{API_PREFIX}/jobs/{{job_id}}",
@@ -202,9 +219,9 @@ def create_api(
         responses={404: _PROBLEM, 409: _PROBLEM, 503: _PROBLEM},
         summary="Delete a finished job (its status, input and result); later reads get 404",
     )
-    async def delete_job(job_id: JobId) -> Response:
+    async def delete_job(job_id: JobId, who: AnyCaller) -> Response:
         services = await provider.get()
-        await services.jobs.delete(job_id)
+        await services.jobs.delete(job_id, who)
         return Response(status_code=204)
 
     @app.get(f"{API_PREFIX}/health", summary="Health of the API and its dependencies")
@@ -225,6 +242,11 @@ def create_api(
             "dependencies": {
                 d.name: {"healthy": d.healthy, "detail": d.detail, "latency_ms": d.latency_ms}
                 for d in report.dependencies
+            },
+            # Messages per queue (null: the management API did not answer just now).
+            "queues": {
+                name: None if depth is None else depth.as_dict()
+                for name, depth in report.queues.items()
             },
         }
         return JSONResponse(body, status_code=200 if report.healthy else 503)

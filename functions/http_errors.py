@@ -16,9 +16,12 @@ from shared.errors import (
     Conflict,
     ConveyorError,
     FieldProblem,
+    Forbidden,
     MessageTooLarge,
     NotFound,
     ServiceUnavailable,
+    Throttled,
+    Unauthenticated,
     ValidationFailed,
 )
 from shared.jobs import JobType
@@ -29,6 +32,9 @@ PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://conveyor.dev/problems/"
 
 _STATUS_BY_ERROR: list[tuple[type[ConveyorError], int, str]] = [
+    (Unauthenticated, 401, "Not authenticated"),
+    (Forbidden, 403, "Not allowed"),
+    (Throttled, 429, "Too many requests"),
     (ValidationFailed, 422, "Request is not valid"),
     (MessageTooLarge, 413, "The job is too large for the queue"),
     (NotFound, 404, "Not found"),
@@ -83,9 +89,15 @@ def conveyor_error_response(request: Request, exc: ConveyorError) -> JSONRespons
         if isinstance(exc, error_type):
             status, title = error_status, error_title
             break
-    headers = None
+    headers: dict[str, str] = {}
     if exc.retry_after is not None:
-        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    if isinstance(exc, Unauthenticated) and exc.challenge:
+        headers["WWW-Authenticate"] = exc.challenge
+    if isinstance(exc, Throttled):
+        headers |= rate_limit_headers(
+            exc.limit, 0, max(1, math.ceil(exc.retry_after or 1)), exc.window_seconds
+        )
     if status >= 500:
         log.warning("%s %s -> %d: %s", request.method, request.url.path, status, exc.message)
     problems = exc.problems if isinstance(exc, ValidationFailed) else None
@@ -96,10 +108,20 @@ def conveyor_error_response(request: Request, exc: ConveyorError) -> JSONRespons
         code=exc.code,
         instance=request.url.path,
         errors=problems,
-        headers=headers,
+        headers=headers or None,
         extra=exc.details,
     )
     return response
+
+
+def rate_limit_headers(limit: int, remaining: int, reset: int, window: int) -> dict[str, str]:
+    """The IETF draft's RateLimit-* fields (draft-ietf-httpapi-ratelimit-headers)."""
+    return {
+        "RateLimit-Limit": str(limit),
+        "RateLimit-Remaining": str(remaining),
+        "RateLimit-Reset": str(reset),
+        "RateLimit-Policy": f"{limit};w={window}",
+    }
 
 
 def validation_error_response(request: Request, exc: RequestValidationError) -> JSONResponse:

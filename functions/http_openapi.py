@@ -44,6 +44,8 @@ EVERY_ROUTE = {
     "500": "Internal error",
     "503": "A dependency is unavailable; retry after Retry-After",
 }
+SECURED = {"401": "No credential, or one that is not valid; see WWW-Authenticate"}
+ADMIN_ONLY = {"403": "The caller is not an administrator"}
 WITH_BODY = {
     "400": "The body is not valid JSON",
     "413": "The body is too large",
@@ -84,6 +86,10 @@ def _document_problems(schema: dict[str, Any]) -> None:
             codes = dict(EVERY_ROUTE)
             if "requestBody" in operation:
                 codes |= WITH_BODY
+            if operation.get("security"):
+                codes |= SECURED
+                if "admin" in operation.get("tags", []):
+                    codes |= ADMIN_ONLY
             for code, description in codes.items():
                 given = responses.get(code)
                 if given is None or code == "422":  # FastAPI's own 422 is never sent

@@ -27,6 +27,15 @@ param grantOperatorAccess bool = true
 @description('Downstream systems the sync worker may call: target name -> base URL.')
 param syncTargets object = {}
 
+@description('API keys the app accepts besides those in its key table: API_KEYS entries (hashes only, never keys).')
+param apiKeys array = []
+
+@description('Entra ID token issuer(s), comma-separated (e.g. https://login.microsoftonline.com/<tenant>/v2.0); empty: API keys only.')
+param authJwtIssuer string = ''
+
+@description('The audience(s) bearer tokens must name (the app registration\'s Application ID URI or client id).')
+param authJwtAudience string = ''
+
 @description('Create an Azure OpenAI account for summarize and embed jobs; false runs them on the packaged local model.')
 param deployOpenAI bool = true
 
@@ -147,6 +156,9 @@ module functionApp 'modules/functionapp.bicep' = {
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     names: names
     syncTargets: syncTargets
+    apiKeys: apiKeys
+    authJwtIssuer: authJwtIssuer
+    authJwtAudience: authJwtAudience
     openAIEndpoint: deployOpenAI ? openAI!.outputs.endpoint : ''
     chatDeployment: deployOpenAI ? openAI!.outputs.chatDeployment : chatModel
     chatModel: chatModel

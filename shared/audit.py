@@ -6,7 +6,7 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceExistsError
@@ -58,7 +58,9 @@ class AuditLog:
             raise ServiceUnavailable(f"could not write the audit entry: {exc}") from exc
         log.info("audit: %s %s %s %s", actor, action, target, detail)
 
-    async def entries_for_day(self, day: datetime) -> list[AuditEntry]:
+    async def entries_for_day(self, day: date | None = None) -> list[AuditEntry]:
+        """One UTC day's entries, oldest first (today's by default)."""
+        day = day or utcnow().date()
         entries = []
         async for entity in self._table.query_entities(
             "PartitionKey eq @pk", parameters={"pk": day.strftime("%Y%m%d")}

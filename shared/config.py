@@ -17,11 +17,13 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from shared.auth.api_keys import ApiKeyRecord, record_from_setting
 from shared.errors import ConfigError
 from shared.jobs import JobType
 from shared.retry import RetryPolicy
 
 SERVICE_BUS = "ServiceBusConnection"
+SERVICE_BUS_ADMIN = "ServiceBusAdminConnection"
 STORAGE = "AzureWebJobsStorage"
 
 Seconds = Annotated[float, Field(gt=0)]
@@ -54,6 +56,28 @@ class SettingsTable(BaseModel):
     audit_table: str = Field("audit", alias="AUDIT_TABLE_NAME")
     payload_container: str = Field("job-payloads", alias="PAYLOAD_CONTAINER_NAME")
     embedding_cache_table: str = Field("embeddingcache", alias="EMBEDDING_CACHE_TABLE_NAME")
+    api_keys_table: str = Field("apikeys", alias="API_KEYS_TABLE_NAME")
+    rate_limits_table: str = Field("ratelimits", alias="RATE_LIMITS_TABLE_NAME")
+
+    # who may call, and how much: API keys, Entra ID tokens, rate limits, backpressure
+    # AUTH_MODE=off accepts every request as an administrator: local experiments only.
+    auth_mode: OnOff = Field("on", alias="AUTH_MODE")
+    # A JSON list of {id, owner, sha256, admin?, submits_per_minute?, description?}.
+    api_keys: list[Any] = Field(default_factory=list, alias="API_KEYS")
+    api_key_cache_seconds: Seconds = Field(30.0, le=3600, alias="API_KEY_CACHE_SECONDS")
+    # Entra ID (any OpenID Connect issuer): comma-separated issuers and audiences.
+    auth_jwt_issuer: str | None = Field(None, alias="AUTH_JWT_ISSUER")
+    auth_jwt_audience: str | None = Field(None, alias="AUTH_JWT_AUDIENCE")
+    auth_jwt_jwks_url: str | None = Field(None, alias="AUTH_JWT_JWKS_URL")
+    auth_admin_role: str = Field("Conveyor.Admin", alias="AUTH_ADMIN_ROLE")
+    # Submits per owner and job type per minute (a key may set its own); 0 = no limit.
+    rate_limit_submits_per_minute: int = Field(10, ge=0, alias="RATE_LIMIT_SUBMITS_PER_MINUTE")
+    # Submits of a type are refused (503) while its queue holds more active messages; 0 = off.
+    queue_depth_limit: int = Field(10_000, ge=0, alias="QUEUE_DEPTH_LIMIT")
+    queue_depth_cache_seconds: Seconds = Field(5.0, le=300, alias="QUEUE_DEPTH_CACHE_SECONDS")
+    # Service Bus's management API, when it is not where ServiceBusConnection points (the
+    # local emulator serves it on a port of its own, as Microsoft's emulator does).
+    service_bus_admin_connection: str | None = Field(None, alias="ServiceBusAdminConnection")
 
     # requests, retries and time limits
     # Above ~200 KB a job message no longer fits Service Bus Standard's 256 KB limit.
@@ -105,14 +129,12 @@ class SettingsTable(BaseModel):
     @field_validator("sync_targets", mode="before")
     @classmethod
     def _json_object(cls, raw: Any) -> Any:
-        if isinstance(raw, str):
-            try:
-                raw = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise ValueError(
-                    f'expected a JSON object {{"name": "https://..."}} ({exc})'
-                ) from exc
-        return raw
+        return _json_setting(raw, 'a JSON object {"name": "https://..."}')
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _json_list(cls, raw: Any) -> Any:
+        return _json_setting(raw, 'a JSON list [{"id": ..., "owner": ..., "sha256": ...}]')
 
     @field_validator("sync_targets")
     @classmethod
@@ -127,11 +149,20 @@ class SettingsTable(BaseModel):
     def _upper(cls, raw: Any) -> Any:
         return str(raw).upper()
 
-    @field_validator("embedding_cache", mode="before")
+    @field_validator("embedding_cache", "auth_mode", mode="before")
     @classmethod
     def _on_off(cls, raw: Any) -> Any:
         aliases = {"true": "on", "1": "on", "yes": "on", "false": "off", "0": "off", "no": "off"}
         return aliases.get(str(raw).lower(), str(raw).lower())
+
+
+def _json_setting(raw: Any, expected: str) -> Any:
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"expected {expected} ({exc})") from exc
+    return raw
 
 
 def _alias(field_name: str) -> str:
@@ -150,6 +181,7 @@ class ServiceBusSettings:
     connection_string: str | None = None
     fully_qualified_namespace: str | None = None
     client_id: str | None = None  # a user-assigned identity; None = system-assigned/default
+    admin_connection_string: str | None = None  # the management API, when elsewhere
 
 
 @dataclass(frozen=True)
@@ -182,6 +214,34 @@ class AISettings:
 
 
 @dataclass(frozen=True)
+class AuthSettings:
+    """How callers prove who they are (see shared/auth)."""
+
+    enabled: bool
+    api_keys: tuple[ApiKeyRecord, ...] = ()
+    api_keys_table: str = "apikeys"
+    api_key_cache_seconds: float = 30.0
+    jwt_issuers: tuple[str, ...] = ()
+    jwt_audiences: tuple[str, ...] = ()
+    jwt_jwks_url: str | None = None
+    admin_role: str = "Conveyor.Admin"
+
+    @property
+    def accepts_tokens(self) -> bool:
+        return bool(self.jwt_issuers and self.jwt_audiences)
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """Rate limits and backpressure on submits."""
+
+    submits_per_minute: int = 10
+    rate_limits_table: str = "ratelimits"
+    queue_depth_limit: int = 10_000
+    queue_depth_cache_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
 class TelemetrySettings:
     connection_string: str | None
     authentication_string: str | None
@@ -207,6 +267,8 @@ class Settings:
     submit_budget_seconds: float
     ai: AISettings
     telemetry: TelemetrySettings
+    auth: AuthSettings
+    limits: LimitSettings
     table: SettingsTable = field(repr=False, compare=False)
 
     @classmethod
@@ -226,6 +288,7 @@ def _build(env: Mapping[str, str]) -> Settings:
     service_bus = _service_bus(table, problems)
     storage = _storage(table, problems)
     ai = _ai(table, problems)
+    auth = _auth(table, problems)
     if problems:
         raise ConfigError(
             "invalid configuration:\n  - "
@@ -268,6 +331,13 @@ def _build(env: Mapping[str, str]) -> Settings:
             live_metrics=table.appinsights_live_metrics,
             azure_sdk_log_level=table.azure_sdk_log_level,
         ),
+        auth=auth,
+        limits=LimitSettings(
+            submits_per_minute=table.rate_limit_submits_per_minute,
+            rate_limits_table=table.rate_limits_table,
+            queue_depth_limit=table.queue_depth_limit,
+            queue_depth_cache_seconds=table.queue_depth_cache_seconds,
+        ),
         table=table,
     )
 
@@ -290,11 +360,15 @@ def _service_bus(table: SettingsTable, problems: list[str]) -> ServiceBusSetting
                 f"{SERVICE_BUS} is not a Service Bus connection string "
                 "(expected 'Endpoint=sb://...;SharedAccessKeyName=...;SharedAccessKey=...')"
             )
-        return ServiceBusSettings(connection_string=table.service_bus_connection)
+        return ServiceBusSettings(
+            connection_string=table.service_bus_connection,
+            admin_connection_string=table.service_bus_admin_connection,
+        )
     if table.service_bus_namespace:
         return ServiceBusSettings(
             fully_qualified_namespace=table.service_bus_namespace,
             client_id=table.service_bus_client_id,
+            admin_connection_string=table.service_bus_admin_connection,
         )
     problems.append(
         f"{SERVICE_BUS} (a connection string) or {SERVICE_BUS}__fullyQualifiedNamespace "
@@ -349,6 +423,39 @@ def _ai(table: SettingsTable, problems: list[str]) -> AISettings:
         embedding_cache=table.embedding_cache == "on",
         embedding_cache_table=table.embedding_cache_table,
     )
+
+
+def _auth(table: SettingsTable, problems: list[str]) -> AuthSettings:
+    keys: list[ApiKeyRecord] = []
+    for entry in table.api_keys:
+        try:
+            keys.append(record_from_setting(entry))
+        except ValueError as exc:
+            problems.append(f"API_KEYS is not valid: {exc}")
+    ids = [key.id for key in keys]
+    if len(set(ids)) != len(ids):
+        problems.append("API_KEYS is not valid: two entries have the same id")
+    issuers = _comma_list(table.auth_jwt_issuer)
+    audiences = _comma_list(table.auth_jwt_audience)
+    if bool(issuers) != bool(audiences):
+        problems.append("AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE go together: set both, or neither")
+    for url in [*issuers, *([table.auth_jwt_jwks_url] if table.auth_jwt_jwks_url else [])]:
+        if urlparse(url).scheme not in ("http", "https"):
+            problems.append(f"{url!r} (AUTH_JWT_ISSUER / AUTH_JWT_JWKS_URL) is not an http(s) URL")
+    return AuthSettings(
+        enabled=table.auth_mode == "on",
+        api_keys=tuple(keys),
+        api_keys_table=table.api_keys_table,
+        api_key_cache_seconds=table.api_key_cache_seconds,
+        jwt_issuers=issuers,
+        jwt_audiences=audiences,
+        jwt_jwks_url=table.auth_jwt_jwks_url,
+        admin_role=table.auth_admin_role,
+    )
+
+
+def _comma_list(raw: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (raw or "").split(",") if part.strip())
 
 
 def setting_names() -> set[str]:

@@ -72,6 +72,32 @@ class InvalidTransition(Conflict):
         self.target = target
 
 
+class Unauthenticated(ConveyorError):
+    """No credential, or one that does not prove who the caller is (HTTP 401)."""
+
+    code = "unauthenticated"
+    # The WWW-Authenticate challenge to answer with (RFC 9110 11.6.1).
+    challenge: str | None = None
+
+
+class Forbidden(ConveyorError):
+    """The caller is known but may not do this (HTTP 403)."""
+
+    code = "forbidden"
+
+
+class Throttled(ConveyorError):
+    """The caller is over its rate limit; `retry_after` says when the window reopens."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float, limit: int, window_seconds: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.limit = limit
+        self.window_seconds = window_seconds
+
+
 class ServiceUnavailable(ConveyorError):
     """A dependency (Storage, Service Bus) cannot be reached; the caller may retry."""
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from azure.servicebus.aio import ServiceBusClient
 
 if TYPE_CHECKING:
+    from shared.backpressure import QueueDepth, QueueDepths
     from shared.store import JobStore
 
 CHECK_TIMEOUT_SECONDS = 5.0
@@ -27,6 +28,7 @@ class DependencyHealth:
 @dataclass(frozen=True)
 class HealthReport:
     dependencies: list[DependencyHealth]
+    queues: dict[str, QueueDepth | None]  # None: the depth could not be read
 
     @property
     def healthy(self) -> bool:
@@ -34,17 +36,25 @@ class HealthReport:
 
 
 class HealthChecker:
-    def __init__(self, store: JobStore, service_bus: ServiceBusClient, probe_queue: str) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        service_bus: ServiceBusClient,
+        probe_queue: str,
+        depths: QueueDepths,
+    ) -> None:
         self._store = store
         self._service_bus = service_bus
         self._probe_queue = probe_queue
+        self._depths = depths
 
     async def check(self) -> HealthReport:
-        results = await asyncio.gather(
+        storage, service_bus, queues = await asyncio.gather(
             _timed("storage", self._store.ping()),
             _timed("service_bus", self._peek_probe_queue()),
+            self._depths.all(),
         )
-        return HealthReport(list(results))
+        return HealthReport([storage, service_bus], queues)
 
     async def _peek_probe_queue(self) -> None:
         # Peeking takes no lock and changes nothing; it proves auth, the link and the entity.

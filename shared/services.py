@@ -15,13 +15,18 @@ from azure.storage.blob.aio import BlobServiceClient
 
 from shared.ai.providers import AIProviders, build_ai
 from shared.audit import AuditLog
-from shared.config import ServiceBusSettings, Settings, StorageSettings
+from shared.auth.authenticator import Authenticator
+from shared.auth.key_table import ApiKeyTable
+from shared.auth.tokens import TokenValidator
+from shared.backpressure import Backpressure, QueueDepths
+from shared.config import AuthSettings, ServiceBusSettings, Settings, StorageSettings
 from shared.dead_letters import DeadLetterTools
 from shared.handlers import default_handlers
 from shared.health import HealthChecker
 from shared.payloads import PayloadStore
 from shared.processing import Processor
 from shared.queue import JobQueue
+from shared.rate_limits import RateLimiter
 from shared.store import JobStore
 from shared.submission import JobService
 from shared.sweeper import StuckJobSweeper
@@ -41,6 +46,10 @@ class Services:
     health: HealthChecker
     service_bus: ServiceBusClient
     ai: AIProviders
+    audit: AuditLog
+    api_keys: ApiKeyTable
+    queue_depths: QueueDepths
+    http: httpx.AsyncClient
     _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
     async def aclose(self) -> None:
@@ -73,6 +82,25 @@ def _storage_clients(settings: StorageSettings) -> tuple[TableServiceClient, Blo
     )
 
 
+def service_bus_admin_client(settings: ServiceBusSettings) -> Any:
+    """The management API client (queue runtime properties). Imported here, on first use:
+    it pulls in a stack of its own that the hot path never needs."""
+    from azure.servicebus.aio.management import ServiceBusAdministrationClient
+
+    connection = settings.admin_connection_string or settings.connection_string
+    if connection:
+        options: dict[str, Any] = {}
+        if "usedevelopmentemulator=true" in connection.replace(" ", "").lower():
+            # The SDK speaks TLS to the management API even to an emulator (azure-servicebus
+            # 7.15 ignores its own use_tls); the local emulator's certificate is self-made.
+            options["connection_verify"] = False
+        return ServiceBusAdministrationClient.from_connection_string(connection, **options)
+    assert settings.fully_qualified_namespace
+    return ServiceBusAdministrationClient(
+        settings.fully_qualified_namespace, credential=_credential(settings.client_id)
+    )
+
+
 def service_bus_client(settings: ServiceBusSettings) -> ServiceBusClient:
     if settings.connection_string:
         return ServiceBusClient.from_connection_string(settings.connection_string)
@@ -95,6 +123,16 @@ async def build_services(settings: Settings, *, ensure_resources: bool = True) -
     audit = AuditLog(tables.get_table_client(settings.audit_table))
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
     ai = build_ai(settings.ai, tables)
+    api_keys = ApiKeyTable(
+        tables.get_table_client(settings.auth.api_keys_table),
+        cache_seconds=settings.auth.api_key_cache_seconds,
+    )
+    rate_limiter = RateLimiter(tables.get_table_client(settings.limits.rate_limits_table))
+    depths = QueueDepths(
+        service_bus_admin_client(settings.service_bus),
+        settings.queue_names,
+        settings.limits.queue_depth_cache_seconds,
+    )
     services = Services(
         settings=settings,
         store=store,
@@ -106,6 +144,9 @@ async def build_services(settings: Settings, *, ensure_resources: bool = True) -
             budget_seconds=settings.submit_budget_seconds,
             # A first request that outlived its own deadline (and its undo) is gone by then.
             claim_timeout_seconds=settings.submit_budget_seconds * 3,
+            rate_limiter=rate_limiter,
+            submits_per_minute=settings.limits.submits_per_minute,
+            backpressure=Backpressure(depths, settings.limits.queue_depth_limit),
         ),
         processor=Processor(
             store,
@@ -122,15 +163,28 @@ async def build_services(settings: Settings, *, ensure_resources: bool = True) -
             settings.stuck_grace_seconds,
             queued_grace_seconds=settings.queued_grace_seconds,
         ),
-        health=HealthChecker(store, service_bus, next(iter(settings.queue_names.values()))),
+        health=HealthChecker(store, service_bus, next(iter(settings.queue_names.values())), depths),
         service_bus=service_bus,
         ai=ai,
-        _closers=[tables.close, blobs.close, service_bus.close, http.aclose, ai.close],
+        audit=audit,
+        api_keys=api_keys,
+        queue_depths=depths,
+        http=http,
+        _closers=[
+            tables.close,
+            blobs.close,
+            service_bus.close,
+            http.aclose,
+            ai.close,
+            depths.close,
+        ],
     )
     if ensure_resources:
         try:
             await store.ensure_tables()
             await audit.ensure_table()
+            await api_keys.ensure_table()
+            await rate_limiter.ensure_table()
             await ai.ensure_resources()
         except BaseException:
             await services.aclose()
@@ -157,3 +211,29 @@ class ServicesProvider:
         if self._services is not None:
             services, self._services = self._services, None
             await services.aclose()
+
+
+def build_authenticator(settings: AuthSettings, provider: ServicesProvider) -> Authenticator:
+    """API keys from settings need no I/O; the key table and the token issuer's keys are
+    reached through the shared clients, built on first use."""
+
+    async def key_table() -> ApiKeyTable:
+        return (await provider.get()).api_keys
+
+    async def fetch_json(url: str) -> Any:
+        response = await (await provider.get()).http.get(url, timeout=5.0)
+        response.raise_for_status()
+        return response.json()
+
+    tokens = None
+    if settings.accepts_tokens:
+        tokens = TokenValidator(
+            issuers=settings.jwt_issuers,
+            audiences=settings.jwt_audiences,
+            admin_role=settings.admin_role,
+            jwks_url=settings.jwt_jwks_url,
+            fetch_json=fetch_json,
+        )
+    return Authenticator(
+        enabled=settings.enabled, keys=settings.api_keys, key_table=key_table, tokens=tokens
+    )

@@ -2,6 +2,9 @@
 
 Submit writes the status row FIRST and only then sends the message, so there is never a
 message without a row; when the send fails the row is marked failed, never left queued.
+Before anything is written it checks the type's queue depth (backpressure) and counts the
+submit against the caller's rate limit. Every lookup is scoped to the caller: another
+owner's job is answered exactly as a job that does not exist.
 """
 
 from __future__ import annotations
@@ -9,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
+from shared.auth.caller import Caller
+from shared.backpressure import Backpressure
 from shared.errors import (
     Conflict,
     ConveyorError,
@@ -25,6 +30,7 @@ from shared.jobs import (
     EmbedRequest,
     Job,
     JobStatus,
+    JobType,
     SummarizeRequest,
     SyncRequest,
     new_job_id,
@@ -32,6 +38,7 @@ from shared.jobs import (
     utcnow,
 )
 from shared.queue import JobMessage, JobQueue
+from shared.rate_limits import RateDecision, RateLimiter
 from shared.store import IdempotencyRecord, JobStore
 
 log = logging.getLogger(__name__)
@@ -47,6 +54,7 @@ T = TypeVar("T")
 class Submitted:
     job: Job
     created: bool  # False when an Idempotency-Key matched an earlier submit
+    rate: RateDecision | None = None  # what is left of the caller's window, when limited
 
 
 class JobService:
@@ -70,6 +78,9 @@ class JobService:
         *,
         budget_seconds: float = 4.0,
         claim_timeout_seconds: float = 30.0,
+        rate_limiter: RateLimiter | None = None,
+        submits_per_minute: int = 0,
+        backpressure: Backpressure | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -77,14 +88,21 @@ class JobService:
         self._budget = budget_seconds
         # A claimed Idempotency-Key whose job row never appeared is abandoned after this.
         self._claim_timeout = claim_timeout_seconds
+        self._rate_limiter = rate_limiter
+        self._submits_per_minute = submits_per_minute
+        self._backpressure = backpressure
 
     async def submit(
-        self, request: AnyJobRequest, *, owner: str, idempotency_key: str | None = None
+        self, request: AnyJobRequest, *, caller: Caller, idempotency_key: str | None = None
     ) -> Submitted:
         self._check_sync_target(request)
+        owner = caller.owner
         input_data = request.input.model_dump(mode="json")
         fingerprint = request_fingerprint(request.type, input_data)
         deadline = _Deadline(self._budget)
+        if self._backpressure is not None:
+            await deadline.run(self._backpressure.check(request.type), what="Service Bus")
+        rate = await self._count_against_limit(caller, request.type, deadline)
         job_id = new_job_id()
         if idempotency_key is not None:
             existing = await deadline.run(
@@ -93,7 +111,7 @@ class JobService:
             if existing is not None:
                 replayed = await deadline.run(self._replay_submit(existing, fingerprint, job_id))
                 if replayed is not None:
-                    return replayed
+                    return replace(replayed, rate=rate)
                 # The key was abandoned by a request that never finished: it is ours now.
 
         now = utcnow()
@@ -135,21 +153,23 @@ class JobService:
             error.details["job_id"] = job.id
             raise error from exc
         log.info("job %s (%s) queued for %s", job.id, job.type.value, owner)
-        return Submitted(job=job, created=True)
+        return Submitted(job=job, created=True, rate=rate)
 
-    async def get(self, job_id: str) -> Job:
-        job = await self._store.get(job_id)
-        if job.deleted_at is not None:
-            raise NotFound(f"job {job_id} was deleted")
+    async def get(self, job_id: str, caller: Caller) -> Job:
+        """The caller's job. Unknown, deleted and other owners' jobs are all the same 404."""
+        try:
+            job = await self._store.get(job_id)
+        except NotFound:
+            raise _no_such_job(job_id) from None
+        _check_visible(job, caller)
         return job
 
-    async def cancel(self, job_id: str) -> Job:
+    async def cancel(self, job_id: str, caller: Caller) -> Job:
         """Stop a job that has not finished: it becomes `cancelled` and its message, when a
         worker gets it, is completed unrun."""
 
         def to_cancelled(job: Job) -> Job:
-            if job.deleted_at is not None:
-                raise NotFound(f"job {job.id} was deleted")
+            _check_visible(job, caller)
             if job.status.is_terminal:
                 raise Conflict(
                     f"job {job.id} is already {job.status.value} and cannot be cancelled",
@@ -157,14 +177,17 @@ class JobService:
                 )
             return job.moved_to(JobStatus.CANCELLED, error_code="cancelled")
 
-        job = await self._store.update(job_id, to_cancelled)
-        log.info("job %s cancelled", job_id)
+        try:
+            job = await self._store.update(job_id, to_cancelled)
+        except NotFound:
+            raise _no_such_job(job_id) from None
+        log.info("job %s cancelled by %s", job_id, caller.owner)
         return job
 
-    async def delete(self, job_id: str) -> None:
+    async def delete(self, job_id: str, caller: Caller) -> None:
         """Forget a finished job: later reads answer 404. A job still in flight must be
         cancelled first (its message is on a queue and a worker may hold it)."""
-        job = await self.get(job_id)
+        job = await self.get(job_id, caller)
         if not job.status.is_terminal:
             raise Conflict(
                 f"job {job.id} is {job.status.value}; cancel it first "
@@ -173,6 +196,16 @@ class JobService:
             )
         await self._store.delete(job)
         log.info("job %s deleted", job_id)
+
+    async def _count_against_limit(
+        self, caller: Caller, job_type: JobType, deadline: _Deadline
+    ) -> RateDecision | None:
+        limit = caller.submits_per_minute
+        if limit is None:
+            limit = self._submits_per_minute
+        if self._rate_limiter is None or limit <= 0:
+            return None
+        return await deadline.run(self._rate_limiter.acquire(caller.owner, job_type, limit))
 
     def _check_sync_target(self, request: AnyJobRequest) -> None:
         if isinstance(request, SyncRequest) and request.input.target not in self._sync_targets:
@@ -244,6 +277,16 @@ class JobService:
             )
 
         await self._store.update(job.id, fail, known=job)
+
+
+def _no_such_job(job_id: str) -> NotFound:
+    return NotFound(f"no job with id {job_id}")
+
+
+def _check_visible(job: Job, caller: Caller) -> None:
+    """Deleted jobs and other owners' jobs do not exist for the caller (admins see all)."""
+    if job.deleted_at is not None or not caller.may_see(job.owner):
+        raise _no_such_job(job.id)
 
 
 def _never_queued(job: Job) -> bool:

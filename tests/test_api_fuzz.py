@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from devtools.host_process import HostProcess, run_host
+from tests.fixtures.app import ADMIN_KEY
 
 pytestmark = pytest.mark.integration
 
@@ -50,6 +51,8 @@ def test_the_api_matches_its_openapi_document(host: HostProcess, tmp_path: Path)
             str(config),
             "run",
             f"{host.base_url}/api/openapi.json",
+            "--header",
+            f"x-api-key: {ADMIN_KEY}",
             "--checks",
             "all",
             "--max-examples",

@@ -18,6 +18,11 @@ param openAIEndpoint string
 param chatDeployment string
 param chatModel string
 param embeddingDeployment string
+@description('API keys as API_KEYS entries: {id, owner, sha256, admin?, submits_per_minute?}. Hashes only.')
+param apiKeys array
+@description('Entra ID issuer(s) and audience(s) of bearer tokens (comma-separated); empty: API keys only.')
+param authJwtIssuer string
+param authJwtAudience string
 param maximumInstanceCount int
 param instanceMemoryMB int
 
@@ -59,6 +64,15 @@ var appSettings = {
   SUMMARY_CHUNK_TOKENS: '3000'
   EMBEDDING_CACHE: 'on'
   EMBEDDING_CACHE_TABLE_NAME: names.tables.embeddingCache
+  API_KEYS_TABLE_NAME: names.tables.apiKeys
+  RATE_LIMITS_TABLE_NAME: names.tables.rateLimits
+  AUTH_MODE: 'on'
+  API_KEYS: string(apiKeys)
+  AUTH_JWT_ISSUER: authJwtIssuer
+  AUTH_JWT_AUDIENCE: authJwtAudience
+  AUTH_ADMIN_ROLE: 'Conveyor.Admin'
+  RATE_LIMIT_SUBMITS_PER_MINUTE: '10'
+  QUEUE_DEPTH_LIMIT: '10000'
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {

@@ -19,9 +19,10 @@ from azure.servicebus import ServiceBusMessage
 from azure.servicebus.aio import ServiceBusClient
 
 from devtools.servicebus_emulator.process import start_emulator
+from shared.auth.caller import Caller
 from shared.config import QUEUE_NAME_SETTINGS, SERVICE_BUS
 from shared.jobs import JobType, SummarizeRequest
-from tests.fixtures.app import emulator_config
+from tests.fixtures.app import CALLER_HEADERS, TEST_API_KEYS, emulator_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_SETTINGS = json.loads((REPO_ROOT / "local.settings.sample.json").read_text())["Values"]
@@ -45,6 +46,9 @@ async def function_app(storage_connection_string: str, emulator: Any) -> AsyncIt
         "JOBS_TABLE_NAME": f"jobs{suffix}",
         "IDEMPOTENCY_TABLE_NAME": f"idem{suffix}",
         "AUDIT_TABLE_NAME": f"audit{suffix}",
+        "API_KEYS_TABLE_NAME": f"keys{suffix}",
+        "RATE_LIMITS_TABLE_NAME": f"rates{suffix}",
+        "API_KEYS": json.dumps(TEST_API_KEYS),
     }
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
@@ -122,7 +126,7 @@ async def test_http_function_accepts_a_job(functions):
     request = func.HttpRequest(
         method="POST",
         url="http://localhost:7071/api/jobs",
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", **CALLER_HEADERS},
         body=json.dumps({"type": "summarize", "input": {"text": "Hi. There."}}).encode(),
     )
     response = await http_function(request, _context())
@@ -130,6 +134,19 @@ async def test_http_function_accepts_a_job(functions):
     body = json.loads(response.get_body())
     assert body["status"] == "queued"
     assert response.headers["Location"].endswith(f"/api/jobs/{body['id']}")
+
+
+async def test_http_function_refuses_a_job_without_a_key(functions):
+    http_function = functions["http_app_func"].get_user_function()
+    request = func.HttpRequest(
+        method="POST",
+        url="http://localhost:7071/api/jobs",
+        headers={"content-type": "application/json"},
+        body=json.dumps({"type": "summarize", "input": {"text": "Hi. There."}}).encode(),
+    )
+    response = await http_function(request, _context())
+    assert response.status_code == 401
+    assert "ApiKey" in response.headers["WWW-Authenticate"]
 
 
 class RecordingActions:
@@ -157,7 +174,7 @@ async def test_queue_function_runs_a_real_message_and_completes_it(
         SummarizeRequest.model_validate(
             {"type": "summarize", "input": {"text": "Alpha beta. Gamma."}}
         ),
-        owner="test",
+        caller=Caller(owner="test"),
     )
     worker = functions["summarize_worker"].get_user_function()
     actions = RecordingActions()

@@ -51,6 +51,7 @@ LOCAL_ONLY_SETTINGS = {
     "AzureWebJobsFeatureFlags": "worker indexing is on by default in Azure",
     "AzureWebJobsStorage": "replaced by AzureWebJobsStorage__accountName + identity",
     "ServiceBusConnection": "replaced by ServiceBusConnection__fullyQualifiedNamespace + identity",
+    "ServiceBusAdminConnection": "in Azure the management API is at the namespace itself",
 }
 
 
@@ -63,8 +64,10 @@ def app_settings() -> dict[str, Any]:
 def resolved_app_settings(**parameters: str) -> dict[str, str]:
     """App settings as the app would see them, with deployment-time values as placeholders
     (or the values given). A conditional on `empty(p)` takes the branch `p` selects;
-    `string(object)` gives that object's JSON (`{}` for the default)."""
+    `string(object)` gives that object's JSON (`{}` or `[]` for the default)."""
     declared = symbols(parse(MODULES / "functionapp.bicep"))
+    # main.bicep's defaults where the placeholder would not be a valid value: API keys only.
+    parameters = {"authJwtIssuer": "", "authJwtAudience": "", **parameters}
 
     def resolve(value: Any) -> str:
         if isinstance(value, dict) and value.get("operator", {}).get("type") == "conditional":
@@ -76,7 +79,8 @@ def resolved_app_settings(**parameters: str) -> dict[str, str]:
         if isinstance(value, dict) and value.get("operator", {}).get("type") == "property_accessor":
             return lookup(NAMES, value)
         if isinstance(value, dict) and value.get("function", {}).get("type") == "string":
-            return parameters.get(value["function"]["parameters"]["value_to_convert"], "{}")
+            converted = value["function"]["parameters"]["value_to_convert"]
+            return parameters.get(converted, "[]" if converted == "apiKeys" else "{}")
         assert isinstance(value, str), f"cannot resolve {value!r}"
         if value in parameters:
             return parameters[value]
@@ -235,7 +239,8 @@ def test_storage_holds_the_tables_and_containers_the_app_uses():
     assert "tableNames" in json.dumps(tables["config"]["loop_type"])
     settings = Settings.from_env(resolved_app_settings())
     used = {settings.jobs_table, settings.idempotency_table, settings.audit_table}
-    used.add(settings.ai.embedding_cache_table)
+    used |= {settings.ai.embedding_cache_table, settings.auth.api_keys_table}
+    used.add(settings.limits.rate_limits_table)
     assert used == set(NAMES["tables"].values())
     assert settings.payload_container == NAMES["containers"]["payloads"]
 
@@ -255,6 +260,8 @@ def test_names_have_one_source_that_everything_follows():
         "tables.idempotency": table.idempotency_table,
         "tables.audit": table.audit_table,
         "tables.embeddingCache": table.ai.embedding_cache_table,
+        "tables.apiKeys": table.auth.api_keys_table,
+        "tables.rateLimits": table.limits.rate_limits_table,
         "containers.payloads": table.payload_container,
     }
     expected = {
@@ -267,6 +274,8 @@ def test_names_have_one_source_that_everything_follows():
         ("JOBS_TABLE_NAME", "jobs"),
         ("IDEMPOTENCY_TABLE_NAME", "idempotency"),
         ("EMBEDDING_CACHE_TABLE_NAME", "embeddingCache"),
+        ("API_KEYS_TABLE_NAME", "apiKeys"),
+        ("RATE_LIMITS_TABLE_NAME", "rateLimits"),
     ]:
         assert sample[setting] == NAMES["tables"][role]
     assert sample["PAYLOAD_CONTAINER_NAME"] == NAMES["containers"]["payloads"]
@@ -460,3 +469,22 @@ def test_funcignore_ships_the_app_and_nothing_else():
         assert not _ignored(shipped, patterns), f"{shipped} would be left out"
     for local in LEFT_BEHIND:
         assert _ignored(local, patterns), f"{local} would be deployed"
+
+
+def test_auth_reaches_the_app_on_by_default_and_tokens_when_an_issuer_is_given():
+    plain = Settings.from_env(resolved_app_settings())
+    assert plain.auth.enabled
+    assert not plain.auth.accepts_tokens
+    assert plain.auth.api_keys == ()
+    assert plain.limits.submits_per_minute == 10
+    issuer = "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0"
+    keys = json.dumps([{"id": "ops00001", "owner": "ops", "sha256": "0" * 64, "admin": True}])
+    entra = Settings.from_env(
+        resolved_app_settings(authJwtIssuer=issuer, authJwtAudience="api://conveyor", apiKeys=keys)
+    )
+    assert entra.auth.accepts_tokens
+    assert entra.auth.jwt_issuers == (issuer,)
+    assert [k.owner for k in entra.auth.api_keys] == ["ops"]
+    main = parse(MAIN)
+    for name in ("apiKeys", "authJwtIssuer", "authJwtAudience"):
+        assert name in main["parameters"], name

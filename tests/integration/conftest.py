@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from functions.http_api import create_api
 from shared.config import Settings
-from shared.services import Services, ServicesProvider, build_services
+from shared.services import Services, build_services
+from tests.integration.helpers import api_client
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +23,5 @@ async def services(app_env: dict[str, str]) -> AsyncIterator[Services]:
 
 @pytest.fixture(scope="module")
 async def api(services: Services) -> AsyncIterator[httpx.AsyncClient]:
-    async def ready() -> Services:
-        return services
-
-    app = create_api(
-        ServicesProvider(ready),
-        max_request_bytes=services.settings.max_request_bytes,
-        sync_targets=services.settings.sync_targets,
-    )
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with api_client(services) as client:
         yield client

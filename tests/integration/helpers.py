@@ -8,6 +8,10 @@ from typing import Any
 
 import httpx
 
+from functions.http_api import create_api
+from shared.services import Services, ServicesProvider
+from tests.fixtures.app import CALLER_HEADERS
+
 
 async def wait_for_status(
     http: httpx.AsyncClient, job_id: str, statuses: set[str], within: float = 40.0
@@ -39,3 +43,23 @@ async def submit_sync(http: httpx.AsyncClient, record_id: str) -> str:
     )
     assert response.status_code == 202, response.text
     return str(response.json()["id"])
+
+
+def api_client(
+    services: Services, headers: dict[str, str] | None = CALLER_HEADERS
+) -> httpx.AsyncClient:
+    """The app's HTTP API over ASGI (no sockets), with `services` behind it; requests carry
+    `headers` (an API key of TEST_API_KEYS by default)."""
+
+    async def ready() -> Services:
+        return services
+
+    app = create_api(
+        ServicesProvider(ready),
+        max_request_bytes=services.settings.max_request_bytes,
+        auth=services.settings.auth,
+        sync_targets=services.settings.sync_targets,
+    )
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=headers
+    )

@@ -12,6 +12,7 @@ import pytest
 
 from devtools.host_process import HostProcess, run_host
 from devtools.openai_stub import OpenAIStub
+from tests.fixtures.app import CALLER_HEADERS
 from tests.integration.helpers import wait_for_status
 
 pytestmark = pytest.mark.integration
@@ -52,7 +53,9 @@ def host(
 
 @pytest.fixture
 async def http(host: HostProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=host.base_url, timeout=30) as client:
+    async with httpx.AsyncClient(
+        base_url=host.base_url, timeout=30, headers=CALLER_HEADERS
+    ) as client:
         yield client
 
 

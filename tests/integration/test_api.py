@@ -6,16 +6,15 @@ import asyncio
 import json
 import uuid
 
-import httpx
 import pytest
 from azure.servicebus.aio import ServiceBusClient
 
 from devtools.processes import port_is_free
-from functions.http_api import create_api
 from shared.config import Settings
 from shared.errors import NotFound
 from shared.jobs import JobStatus
-from shared.services import Services, ServicesProvider, build_services
+from shared.services import Services, build_services
+from tests.integration.helpers import api_client
 
 pytestmark = pytest.mark.integration
 
@@ -209,14 +208,7 @@ async def broken_bus(app_env, dead_port):
         ),
     )
     built: Services = await build_services(Settings.from_env(env))
-
-    async def ready() -> Services:
-        return built
-
-    app = create_api(ServicesProvider(ready), max_request_bytes=built.settings.max_request_bytes)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-    ) as client:
+    async with api_client(built) as client:
         yield client, built
     await built.aclose()
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from devtools.host_process import HostProcess, run_host
+from tests.fixtures.app import CALLER_HEADERS
 from tests.integration.helpers import calls_for, script, submit_sync, wait_for_status
 
 pytestmark = pytest.mark.integration
@@ -22,7 +23,9 @@ async def test_crash_mid_job_redelivers_and_succeeds_once(app_env, downstream, t
     script(downstream, record, [{"status": 200, "delay": 20}])  # the first call hangs
     crashing = HostProcess(app_env, tmp_path / "crashing-host.log")
     try:
-        async with httpx.AsyncClient(base_url=crashing.base_url, timeout=10) as http:
+        async with httpx.AsyncClient(
+            base_url=crashing.base_url, timeout=10, headers=CALLER_HEADERS
+        ) as http:
             job_id = await submit_sync(http, record)
             deadline = time.monotonic() + 30
             while not calls_for(downstream, record):  # the host is inside the handler
@@ -33,7 +36,9 @@ async def test_crash_mid_job_redelivers_and_succeeds_once(app_env, downstream, t
         crashing.kill()
 
     with run_host(app_env, tmp_path / "second-host.log") as second:
-        async with httpx.AsyncClient(base_url=second.base_url, timeout=10) as http:
+        async with httpx.AsyncClient(
+            base_url=second.base_url, timeout=10, headers=CALLER_HEADERS
+        ) as http:
             doc = await wait_for_status(http, job_id, {"succeeded", "dead_lettered"}, within=60)
     assert doc["status"] == "succeeded"
     assert doc["attempt"] == 1  # a redelivery of the same attempt, not a retry

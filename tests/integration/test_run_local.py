@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -36,7 +37,7 @@ def free_ports(count: int) -> list[int]:
 
 
 def settings_file(tmp_path: Path) -> tuple[Path, dict[str, int]]:
-    blob, queue, table, bus, http = free_ports(5)
+    blob, queue, table, bus, admin, http = free_ports(6)
     values = dict(SAMPLE["Values"])
     values["AzureWebJobsStorage"] = (
         f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
@@ -45,11 +46,15 @@ def settings_file(tmp_path: Path) -> tuple[Path, dict[str, int]]:
         f"TableEndpoint=http://127.0.0.1:{table}/{ACCOUNT};"
     )
     values["ServiceBusConnection"] = values["ServiceBusConnection"].replace("5672", str(bus))
+    values["ServiceBusAdminConnection"] = values["ServiceBusAdminConnection"].replace(
+        "5300", str(admin)
+    )
     path = tmp_path / "local.settings.json"
     path.write_text(
         json.dumps({"IsEncrypted": False, "Values": values, "Host": {"LocalHttpPort": http}})
     )
-    return path, {"blob": blob, "queue": queue, "table": table, "bus": bus, "http": http}
+    ports = {"blob": blob, "queue": queue, "table": table, "bus": bus, "admin": admin}
+    return path, {**ports, "http": http}
 
 
 def start(path: Path, log: Path) -> subprocess.Popen[str]:
@@ -76,20 +81,32 @@ def test_run_local_serves_runs_a_job_and_stops_cleanly(tmp_path: Path):
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.2)
         base = f"http://127.0.0.1:{ports['http']}/api"
+        output = log.read_text()
+        key = re.search(r"development key: (\S+)", output)
+        assert key, output[-3000:]
+        assert re.search(r"admin key: +cvy_", output)
+        headers = {"x-api-key": key[1]}
+        job = {"type": "summarize", "input": {"text": "No key, no job."}}
+        assert httpx.post(f"{base}/jobs", json=job, timeout=30).status_code == 401
+        health = httpx.get(f"{base}/health", timeout=30).json()
+        assert health["queues"]["summarize"]["active"] >= 0, health  # the management API
         jobs = {
             "summarize": {"text": "Queues decouple work. Workers drain queues. Cats nap."},
             "embed": {"texts": ["a queue of work", "a line of tasks"]},
         }
         for job_type, job_input in jobs.items():
             submitted = httpx.post(
-                f"{base}/jobs", json={"type": job_type, "input": job_input}, timeout=30
+                f"{base}/jobs",
+                json={"type": job_type, "input": job_input},
+                headers=headers,
+                timeout=30,
             )
             assert submitted.status_code == 202
             doc: dict[str, Any] = {"status": "queued"}
             while doc["status"] not in ("succeeded", "failed", "dead_lettered"):
                 assert time.monotonic() < deadline + 60, doc
                 time.sleep(0.2)
-                doc = httpx.get(submitted.headers["location"], timeout=10).json()
+                doc = httpx.get(submitted.headers["location"], headers=headers, timeout=10).json()
             assert doc["status"] == "succeeded", doc
             assert doc["result"]["provider"] == "local"  # the offline model, by default
     finally:

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from shared.auth.caller import Caller
 from shared.errors import Conflict
 from shared.jobs import Job, JobStatus, JobType, SummarizeInput, SummarizeRequest, utcnow
 from shared.submission import JobService
@@ -75,16 +76,16 @@ async def test_a_key_whose_first_request_died_becomes_usable_again(services):
     )
     patient = service(services, claim_timeout=30)
     with pytest.raises(Conflict) as busy:
-        await patient.submit(first, owner=fingerprint_owner, idempotency_key=key)
+        await patient.submit(first, caller=Caller(owner=fingerprint_owner), idempotency_key=key)
     assert busy.value.code == "idempotency_in_progress"
     assert busy.value.retry_after is not None
 
     # Past the claim timeout, the retry takes the key over and its job is queued.
     submitted = await service(services, claim_timeout=0).submit(
-        first, owner=fingerprint_owner, idempotency_key=key
+        first, caller=Caller(owner=fingerprint_owner), idempotency_key=key
     )
     assert submitted.created
-    again = await patient.submit(first, owner=fingerprint_owner, idempotency_key=key)
+    again = await patient.submit(first, caller=Caller(owner=fingerprint_owner), idempotency_key=key)
     assert (again.created, again.job.id) == (False, submitted.job.id)
 
 
@@ -109,7 +110,7 @@ async def test_a_key_whose_job_was_never_queued_is_taken_over(services):
         )
     )
     submitted = await service(services, claim_timeout=30).submit(
-        job_request, owner=owner, idempotency_key=key
+        job_request, caller=Caller(owner=owner), idempotency_key=key
     )
     assert submitted.created
     assert submitted.job.id != dead

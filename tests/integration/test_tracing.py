@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from devtools.host_process import HostProcess, run_host
+from tests.fixtures.app import CALLER_HEADERS
 from tests.integration.helpers import script, submit_sync, wait_for_status
 from tests.integration.ingestion_stub import Ingestion, serve_ingestion
 
@@ -74,7 +75,9 @@ async def test_one_trace_from_the_request_through_every_attempt(traced_host, ing
     _, sink = ingestion
     record = f"r-{uuid.uuid4().hex[:8]}"
     script(downstream, record, [{"status": 503}])  # attempt 1 fails, attempt 2 succeeds
-    async with httpx.AsyncClient(base_url=traced_host.base_url, timeout=10) as http:
+    async with httpx.AsyncClient(
+        base_url=traced_host.base_url, timeout=10, headers=CALLER_HEADERS
+    ) as http:
         job_id = await submit_sync(http, record)
         doc = await wait_for_status(http, job_id, {"succeeded", "dead_lettered"})
     assert doc["status"] == "succeeded"
@@ -103,7 +106,9 @@ async def test_a_dead_letter_is_a_failed_span(traced_host, ingestion, downstream
     _, sink = ingestion
     record = f"r-{uuid.uuid4().hex[:8]}"
     script(downstream, record, [{"status": 400}])
-    async with httpx.AsyncClient(base_url=traced_host.base_url, timeout=10) as http:
+    async with httpx.AsyncClient(
+        base_url=traced_host.base_url, timeout=10, headers=CALLER_HEADERS
+    ) as http:
         job_id = await submit_sync(http, record)
         doc = await wait_for_status(http, job_id, {"succeeded", "dead_lettered"})
     assert doc["status"] == "dead_lettered"

@@ -15,6 +15,7 @@ from azure.servicebus import ServiceBusMessage
 from azure.servicebus.aio import ServiceBusClient
 
 from devtools.host_process import HostProcess, run_host
+from tests.fixtures.app import ADMIN_HEADERS, CALLER_HEADERS
 from tests.integration.helpers import calls_for, script, submit_sync, wait_for_status
 
 pytestmark = pytest.mark.integration
@@ -33,7 +34,9 @@ def host(
 
 @pytest.fixture
 async def http(host: HostProcess) -> Any:
-    async with httpx.AsyncClient(base_url=host.base_url, timeout=10) as client:
+    async with httpx.AsyncClient(
+        base_url=host.base_url, timeout=10, headers=CALLER_HEADERS
+    ) as client:
         yield client
 
 
@@ -88,23 +91,27 @@ async def test_permanent_failure_dead_letters_then_replay_succeeds(http, downstr
     assert doc["error"]["code"] == "downstream_400"
     assert len(calls_for(downstream, record)) == 1  # no retries for a 4xx
 
-    listing = (await http.get("/api/admin/dead-letters/sync")).json()
+    listing = (await http.get("/api/admin/dead-letters/sync", headers=ADMIN_HEADERS)).json()
     mine = [m for m in listing["messages"] if m["job_id"] == job_id]
     assert len(mine) == 1
     assert mine[0]["reason"] == "PermanentFailure"
     assert "downstream_400" in mine[0]["description"]
-    shown = (await http.get(f"/api/admin/dead-letters/sync/{mine[0]['sequence_number']}")).json()
+    sequence = mine[0]["sequence_number"]
+    shown = (
+        await http.get(f"/api/admin/dead-letters/sync/{sequence}", headers=ADMIN_HEADERS)
+    ).json()
     assert json.loads(shown["body"])["job_id"] == job_id
 
     replay = await http.post(
         "/api/admin/dead-letters/sync/replay",
         json={"sequence_numbers": [mine[0]["sequence_number"]]},
+        headers=ADMIN_HEADERS,
     )
     assert replay.status_code == 200
     assert replay.json()["done"] == [mine[0]["sequence_number"]]
     doc = await wait_for_status(http, job_id, {"succeeded"})
     assert doc["attempt"] == 1
-    listing = (await http.get("/api/admin/dead-letters/sync")).json()
+    listing = (await http.get("/api/admin/dead-letters/sync", headers=ADMIN_HEADERS)).json()
     assert job_id not in {m["job_id"] for m in listing["messages"]}
 
 

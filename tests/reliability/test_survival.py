@@ -32,7 +32,7 @@ from devtools.host_process import HostProcess
 from devtools.servicebus_emulator.process import start_emulator
 from shared.jobs import JobType
 from shared.queue import JobMessage
-from tests.fixtures.app import emulator_config
+from tests.fixtures.app import ADMIN_HEADERS, CALLER_HEADERS, emulator_config
 
 pytestmark = pytest.mark.integration
 
@@ -99,7 +99,9 @@ async def submit_until_answered(
     """POST with retries across host restarts, as a careful client with a key would."""
     for _ in range(60):
         try:
-            async with httpx.AsyncClient(base_url=base["url"], timeout=20) as client:
+            async with httpx.AsyncClient(
+                base_url=base["url"], timeout=20, headers=CALLER_HEADERS
+            ) as client:
                 response = await client.post(
                     "/api/jobs", json=body, headers={"Idempotency-Key": key}
                 )
@@ -117,9 +119,11 @@ async def wait_all_terminal(base: dict[str, str], ids: set[str], within: float) 
     statuses: dict[str, str] = {}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
-    async with httpx.AsyncClient(base_url=base["url"], timeout=20) as client:
+    async with httpx.AsyncClient(
+        base_url=base["url"], timeout=20, headers=CALLER_HEADERS
+    ) as client:
         while loop.time() < deadline:
-            await client.post("/api/admin/maintenance")
+            await client.post("/api/admin/maintenance", headers=ADMIN_HEADERS)
             for job_id in ids:
                 if statuses.get(job_id) not in TERMINAL:
                     statuses[job_id] = (await client.get(f"/api/jobs/{job_id}")).json()["status"]
@@ -198,7 +202,9 @@ async def test_storage_paused_and_service_bus_killed_give_503_never_500(
         failed_ids: set[str] = set()
 
         async def burst(n: int) -> None:
-            async with httpx.AsyncClient(base_url=base["url"], timeout=30) as client:
+            async with httpx.AsyncClient(
+                base_url=base["url"], timeout=30, headers=CALLER_HEADERS
+            ) as client:
 
                 async def one(i: int) -> None:
                     response = await client.post("/api/jobs", json=job_body(i))
@@ -277,7 +283,9 @@ async def test_duplicate_deliveries_run_a_sync_once(
     base = {"url": host.start()}
     copies = 3
     try:
-        async with httpx.AsyncClient(base_url=base["url"], timeout=20) as client:
+        async with httpx.AsyncClient(
+            base_url=base["url"], timeout=20, headers=CALLER_HEADERS
+        ) as client:
             job_input: dict[str, Any] = {"target": "crm", "record": {"id": "dup"}}
             body = {"type": "sync", "input": job_input}
             job_id = (await client.post("/api/jobs", json=body)).json()["id"]

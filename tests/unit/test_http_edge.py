@@ -8,10 +8,18 @@ import httpx
 import pytest
 
 from functions.http_api import create_api
+from shared.auth.api_keys import hash_key, record_from_setting
+from shared.config import AuthSettings
 from shared.errors import ServiceUnavailable
 from shared.services import Services, ServicesProvider
 
 MAX_BYTES = 4096
+KEY = "cvy_edge0001_" + "k" * 43
+# A key from settings is checked with no I/O, so the edge's checks all run before any.
+AUTH = AuthSettings(
+    enabled=True,
+    api_keys=(record_from_setting({"id": "edge0001", "owner": "o", "sha256": hash_key(KEY)}),),
+)
 
 
 async def unavailable() -> Services:
@@ -20,9 +28,11 @@ async def unavailable() -> Services:
 
 @pytest.fixture
 async def client():
-    app = create_api(ServicesProvider(unavailable), max_request_bytes=MAX_BYTES)
+    app = create_api(ServicesProvider(unavailable), max_request_bytes=MAX_BYTES, auth=AUTH)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers={"x-api-key": KEY}
+    ) as http:
         yield http
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from shared.auth.caller import Caller
 from shared.errors import ServiceUnavailable
 from shared.jobs import JobType, SummarizeInput, SummarizeRequest
 from shared.queue import JobMessage, JobQueue
@@ -91,7 +92,7 @@ async def test_a_hung_storage_gets_a_503_within_the_budget_and_the_key_back():
     jobs = JobService(store, None, {}, budget_seconds=0.05)  # type: ignore[arg-type]
     request = SummarizeRequest(type=JobType.SUMMARIZE, input=SummarizeInput(text="x"))
     with pytest.raises(ServiceUnavailable) as caught:
-        await jobs.submit(request, owner="o", idempotency_key="k")
+        await jobs.submit(request, caller=Caller(owner="o"), idempotency_key="k")
     assert caught.value.code == "dependency_timeout"
     assert caught.value.retry_after
     assert store.released == ["k"]

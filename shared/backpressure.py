@@ -1,0 +1,102 @@
+"""Backpressure: refuse new jobs of a type while its queue is too deep to drain soon.
+
+Depths come from Service Bus's runtime properties (the administration client; the local
+emulator answers the same API), cached for a few seconds per instance so a submit rarely
+waits for them. The check fails open: when the depths cannot be read, submits go on (the
+send itself still fails loudly if Service Bus is really down) and the failure is logged and
+remembered for the cache period, so a broken management endpoint does not slow every submit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.errors import ServiceUnavailable
+from shared.jobs import JobType
+
+log = logging.getLogger(__name__)
+
+READ_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    active: int
+    dead_letter: int
+    scheduled: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"active": self.active, "dead_letter": self.dead_letter, "scheduled": self.scheduled}
+
+
+class QueueDepths:
+    """Runtime message counts per queue, read through `admin` (an aio
+    ServiceBusAdministrationClient) and cached for `cache_seconds`."""
+
+    def __init__(self, admin: Any, queue_names: Mapping[JobType, str], cache_seconds: float):
+        self._admin = admin
+        self._queues = dict(queue_names)
+        self._cache_seconds = cache_seconds
+        self._cached: dict[str, tuple[float, QueueDepth | None]] = {}
+        self._locks = {queue: asyncio.Lock() for queue in self._queues.values()}
+
+    async def of(self, job_type: JobType) -> QueueDepth | None:
+        """The queue's depth; None when it cannot be read now (the error is logged)."""
+        queue = self._queues[job_type]
+        cached = self._cached.get(queue)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        async with self._locks[queue]:  # one read per queue at a time; others use its answer
+            cached = self._cached.get(queue)
+            if cached is not None and cached[0] > time.monotonic():
+                return cached[1]
+            depth = await self._read(queue)
+            self._cached[queue] = (time.monotonic() + self._cache_seconds, depth)
+            return depth
+
+    async def all(self) -> dict[str, QueueDepth | None]:
+        types = list(self._queues)
+        depths = await asyncio.gather(*(self.of(t) for t in types))
+        return {self._queues[t]: d for t, d in zip(types, depths, strict=True)}
+
+    async def close(self) -> None:
+        await self._admin.close()
+
+    async def _read(self, queue: str) -> QueueDepth | None:
+        try:
+            async with asyncio.timeout(READ_TIMEOUT_SECONDS):
+                props = await self._admin.get_queue_runtime_properties(queue)
+        except Exception as exc:  # any failure: fail open, say why
+            log.warning("could not read the depth of queue %s: %s", queue, exc)
+            return None
+        return QueueDepth(
+            active=int(props.active_message_count or 0),
+            dead_letter=int(props.dead_letter_message_count or 0),
+            scheduled=int(props.scheduled_message_count or 0),
+        )
+
+
+class Backpressure:
+    """Refuses submits of a type whose queue holds more than `max_active` active messages."""
+
+    def __init__(self, depths: QueueDepths, max_active: int, retry_after: float = 30.0) -> None:
+        self.depths = depths
+        self._max_active = max_active
+        self._retry_after = retry_after
+
+    async def check(self, job_type: JobType) -> None:
+        if self._max_active <= 0:
+            return
+        depth = await self.depths.of(job_type)
+        if depth is not None and depth.active > self._max_active:
+            raise ServiceUnavailable(
+                f"the {job_type.value} queue holds {depth.active} jobs, over its limit of "
+                f"{self._max_active}; nothing was submitted: retry later",
+                retry_after=self._retry_after,
+                code="queue_full",
+            )
