@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 if TYPE_CHECKING:
@@ -64,12 +64,32 @@ def producer_span(job_id: str, job_type: str, queue: str, attempt: int) -> Itera
         yield span
 
 
+def _consumer_parent(traceparent: str | None) -> tuple[Context | None, list[Link]]:
+    """The parent of a delivery's span, and the spans it links to.
+
+    Under the Functions host in OpenTelemetry mode the worker makes the host's span for the
+    invocation current before the function runs. When that span continues the message's
+    trace it is the parent (host and worker spans, one trace); when it started a trace of
+    its own, the job's trace wins (the message's sender is the parent) and the host's span
+    is linked. With no current span (the local host) the sender is the parent.
+    """
+    sent = context_from(traceparent)
+    host = trace.get_current_span().get_span_context()
+    if not host.is_valid:
+        return sent, []
+    if sent is None or trace.get_current_span(sent).get_span_context().trace_id == host.trace_id:
+        return None, []
+    return sent, [Link(host)]
+
+
 @contextlib.contextmanager
 def consumer_span(queue: str, message_id: str | None, traceparent: str | None) -> Iterator[Span]:
-    """One delivery's processing, as a child of the span that sent the job."""
+    """One delivery's processing, in the trace of the span that sent the job."""
+    parent, links = _consumer_parent(traceparent)
     with tracer.start_as_current_span(
         f"process {queue}",
-        context=context_from(traceparent),
+        context=parent,
+        links=links,
         kind=SpanKind.CONSUMER,
         attributes={
             "messaging.system": "servicebus",
