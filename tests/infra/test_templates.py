@@ -231,7 +231,8 @@ def test_host_and_worker_run_in_the_opentelemetry_mode_with_one_exporter():
     assert telemetry.worker_context
     assert not telemetry.worker_exporter
     assert telemetry.connection_string
-    assert telemetry.authentication_string == "ClientId=placeholder-identityClientId;Authorization=AAD"
+    identity = "ClientId=placeholder-identityClientId;Authorization=AAD"
+    assert telemetry.authentication_string == identity
 
 
 def test_storage_holds_the_tables_and_containers_the_app_uses():
