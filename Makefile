@@ -20,9 +20,13 @@ $(CHECKOV_STAMP): Makefile
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 	touch $@
 
-$(PY_STAMP): requirements.txt requirements-dev.txt
+# requirements-worker.txt: the Python worker's own code declares Python >= 3.13 but runs on
+# 3.11, and its dependencies are pinned in requirements.txt: no requires-python check, no deps.
+$(PY_STAMP): requirements.txt requirements-dev.txt requirements-worker.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --ignore-requires-python \
+		-r requirements-worker.txt
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json

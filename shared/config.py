@@ -121,6 +121,12 @@ class SettingsTable(BaseModel):
         None, alias="APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
     )
     appinsights_live_metrics: bool = Field(True, alias="APPLICATIONINSIGHTS_LIVE_METRICS")
+    # The Python worker's OpenTelemetry switches (docs/operations.md#tracing): it hands each
+    # invocation the host's trace context; with the second it also configures the exporter.
+    python_enable_opentelemetry: bool = Field(False, alias="PYTHON_ENABLE_OPENTELEMETRY")
+    python_appinsights_telemetry: bool = Field(
+        False, alias="PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"
+    )
     # The Azure SDKs log every HTTP request and AMQP frame at INFO: costly noise in Azure.
     azure_sdk_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "WARNING", alias="AZURE_SDK_LOG_LEVEL"
@@ -247,6 +253,8 @@ class TelemetrySettings:
     authentication_string: str | None
     live_metrics: bool
     azure_sdk_log_level: str
+    worker_context: bool = False  # PYTHON_ENABLE_OPENTELEMETRY
+    worker_exporter: bool = False  # PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY
 
 
 @dataclass(frozen=True)
@@ -330,6 +338,8 @@ def _build(env: Mapping[str, str]) -> Settings:
             authentication_string=table.appinsights_authentication_string,
             live_metrics=table.appinsights_live_metrics,
             azure_sdk_log_level=table.azure_sdk_log_level,
+            worker_context=table.python_enable_opentelemetry,
+            worker_exporter=table.python_appinsights_telemetry,
         ),
         auth=auth,
         limits=LimitSettings(

@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 if TYPE_CHECKING:
@@ -64,12 +65,32 @@ def producer_span(job_id: str, job_type: str, queue: str, attempt: int) -> Itera
         yield span
 
 
+def _consumer_parent(traceparent: str | None) -> tuple[Context | None, list[Link]]:
+    """The parent of a delivery's span, and the spans it links to.
+
+    Under the Functions host in OpenTelemetry mode the worker makes the host's span for the
+    invocation current before the function runs. When that span continues the message's
+    trace it is the parent (host and worker spans, one trace); when it started a trace of
+    its own, the job's trace wins (the message's sender is the parent) and the host's span
+    is linked. With no current span (the local host) the sender is the parent.
+    """
+    sent = context_from(traceparent)
+    host = trace.get_current_span().get_span_context()
+    if not host.is_valid:
+        return sent, []
+    if sent is None or trace.get_current_span(sent).get_span_context().trace_id == host.trace_id:
+        return None, []
+    return sent, [Link(host)]
+
+
 @contextlib.contextmanager
 def consumer_span(queue: str, message_id: str | None, traceparent: str | None) -> Iterator[Span]:
-    """One delivery's processing, as a child of the span that sent the job."""
+    """One delivery's processing, in the trace of the span that sent the job."""
+    parent, links = _consumer_parent(traceparent)
     with tracer.start_as_current_span(
         f"process {queue}",
-        context=context_from(traceparent),
+        context=parent,
+        links=links,
         kind=SpanKind.CONSUMER,
         attributes={
             "messaging.system": "servicebus",
@@ -108,33 +129,71 @@ def quiet_sdk_loggers(level: str) -> None:
         logging.getLogger(name).setLevel(level)
 
 
-def configure(settings: TelemetrySettings) -> bool:
-    """Send traces, logs and metrics to Application Insights when a connection string is set.
+class Exporter(StrEnum):
+    """Who sends this process's telemetry to Application Insights."""
 
-    Call once per process; the HTTP app is instrumented by its caller. With
-    `APPLICATIONINSIGHTS_AUTHENTICATION_STRING` = `ClientId=<id>;Authorization=AAD` the
+    NONE = "none"  # no connection string: nothing is exported
+    APP = "app"  # configure() set up the Azure Monitor distro
+    WORKER = "worker"  # the Functions Python worker did, before it imported the app
+
+
+_configured: Exporter | None = None
+
+
+def configure(settings: TelemetrySettings, *, functions_worker: bool = False) -> Exporter:
+    """Send traces, logs and metrics to Application Insights when a connection string is set,
+    through exactly one exporter per process.
+
+    Under the Functions Python worker with `PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY` on,
+    the worker configured the distro before it imported the app; a second configuration
+    would send every span and log twice, so the app leaves it be. So it does when some tracer
+    provider is installed already (older workers configured the distro under
+    `PYTHON_ENABLE_OPENTELEMETRY`), and on a second call. Under the worker the host records
+    each HTTP request itself, so the distro's FastAPI instrumentation stays off there.
+    With `APPLICATIONINSIGHTS_AUTHENTICATION_STRING` = `ClientId=<id>;Authorization=AAD` the
     exporter signs in with that managed identity, for resources with local auth off.
     """
+    global _configured
     quiet_sdk_loggers(settings.azure_sdk_log_level)
     connection_string = (settings.connection_string or "").strip()
     if not connection_string:
-        return False
+        return Exporter.NONE
+    if _configured is not None:
+        return _configured
+    if functions_worker and settings.worker_exporter:
+        log.info("the Python worker exports (PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY)")
+        _configured = Exporter.WORKER
+        return _configured
+    if _provider_installed():
+        log.warning("a tracer provider is installed already: not configuring a second exporter")
+        _configured = Exporter.WORKER
+        return _configured
     from azure.monitor.opentelemetry import configure_azure_monitor
 
+    # The Azure SDKs' own spans are off: a receiver's every empty poll would be a trace of
+    # its own, crowding out the job traces under the default rate-limited sampler.
+    instrumentation: dict[str, Any] = {"azure_sdk": {"enabled": False}}
+    if functions_worker:
+        instrumentation["fastapi"] = {"enabled": False}
     options: dict[str, Any] = {
         "connection_string": connection_string,
         "logger_name": "",  # the root logger: the app's and the SDKs' records
         "enable_live_metrics": settings.live_metrics,
-        # The Azure SDKs' own spans are off: a receiver's every empty poll would be a trace
-        # of its own, crowding out the job traces under the default rate-limited sampler.
-        "instrumentation_options": {"azure_sdk": {"enabled": False}},
+        "instrumentation_options": instrumentation,
     }
     credential = _credential(settings.authentication_string or "")
     if credential is not None:
         options["credential"] = credential
     configure_azure_monitor(**options)
+    _configured = Exporter.APP
     log.info("telemetry goes to Application Insights")
-    return True
+    return _configured
+
+
+def _provider_installed() -> bool:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
 
 
 def _credential(authentication: str) -> Any:

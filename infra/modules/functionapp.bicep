@@ -37,6 +37,11 @@ var appSettings = {
   ServiceBusConnection__clientId: identityClientId
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // host.json sets "telemetryMode": "OpenTelemetry". The worker hands each invocation the
+  // host's trace context (one trace for host and app spans); the app configures the one
+  // exporter itself (shared/telemetry.py), so the worker's own exporter stays off.
+  PYTHON_ENABLE_OPENTELEMETRY: 'true'
+  PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'false'
   PYTHON_ENABLE_INIT_INDEXING: '1'
   SUMMARIZE_QUEUE_NAME: names.queues.summarize
   EMBED_QUEUE_NAME: names.queues.embed

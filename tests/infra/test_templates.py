@@ -223,6 +223,22 @@ def test_azure_settings_cover_every_local_setting():
     assert not forbidden & set(app_settings()), "Flex Consumption refuses these settings"
 
 
+def test_host_and_worker_run_in_the_opentelemetry_mode_with_one_exporter():
+    """host.json puts the host in OpenTelemetry mode, the worker hands each invocation the
+    host's trace context, and only the app configures an exporter (the worker's is off)."""
+    host = json.loads((REPO / "host.json").read_text(encoding="utf-8"))
+    assert host["telemetryMode"] == "OpenTelemetry"
+    settings = resolved_app_settings()
+    assert settings["PYTHON_ENABLE_OPENTELEMETRY"] == "true"
+    assert settings["PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"] == "false"
+    telemetry = Settings.from_env(settings).telemetry
+    assert telemetry.worker_context
+    assert not telemetry.worker_exporter
+    assert telemetry.connection_string
+    identity = "ClientId=placeholder-identityClientId;Authorization=AAD"
+    assert telemetry.authentication_string == identity
+
+
 def test_storage_holds_the_tables_and_containers_the_app_uses():
     main = parse(MAIN)
     params = module_config(main["modules"]["storage"])["params"]

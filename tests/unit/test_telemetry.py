@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import sys
+from types import ModuleType
+from typing import Any
 
+import pytest
 from azure.servicebus import ServiceBusReceivedMessage
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, format_span_id, format_trace_id, get_current_span
@@ -22,9 +26,9 @@ BASE = {
 
 
 def test_no_connection_string_means_no_exporter():
-    assert telemetry.configure(Settings.from_env(BASE).telemetry) is False
+    assert telemetry.configure(Settings.from_env(BASE).telemetry) is telemetry.Exporter.NONE
     blank = {**BASE, telemetry.CONNECTION_STRING: "  "}
-    assert telemetry.configure(Settings.from_env(blank).telemetry) is False
+    assert telemetry.configure(Settings.from_env(blank).telemetry) is telemetry.Exporter.NONE
 
 
 def test_the_app_quiets_the_azure_sdk_loggers_itself():
@@ -82,3 +86,78 @@ def test_aad_authentication_string_gives_a_managed_identity_credential():
     assert type(credential).__name__ == "ManagedIdentityCredential"
     assert telemetry._credential("") is None
     assert telemetry._credential("Authorization=None") is None
+
+
+# ---- one exporter per process -------------------------------------------------------------
+
+CONNECTED = {
+    **BASE,
+    telemetry.CONNECTION_STRING: "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
+    "IngestionEndpoint=http://127.0.0.1:1/",
+}
+
+
+@pytest.fixture
+def distro(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The distro's configure call, recorded instead of made; no configuration yet."""
+    import azure.monitor.opentelemetry
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        azure.monitor.opentelemetry, "configure_azure_monitor", lambda **kw: calls.append(kw)
+    )
+    monkeypatch.setattr(telemetry, "_configured", None)
+    return calls
+
+
+def settings_of(**values: str) -> Any:
+    return Settings.from_env({**CONNECTED, **values}).telemetry
+
+
+def test_the_app_configures_the_exporter_once_per_process(distro):
+    assert telemetry.configure(settings_of()) is telemetry.Exporter.APP
+    assert telemetry.configure(settings_of()) is telemetry.Exporter.APP
+    (options,) = distro
+    assert options["instrumentation_options"] == {"azure_sdk": {"enabled": False}}
+
+
+def test_under_the_worker_with_its_exporter_on_the_app_configures_none(distro):
+    on = settings_of(PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY="true")
+    assert telemetry.configure(on, functions_worker=True) is telemetry.Exporter.WORKER
+    assert distro == []
+
+
+def test_without_the_worker_its_exporter_setting_means_nothing(distro):
+    on = settings_of(PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY="true")
+    assert telemetry.configure(on, functions_worker=False) is telemetry.Exporter.APP
+    assert len(distro) == 1
+
+
+def test_under_the_worker_the_host_records_requests(distro):
+    context_only = settings_of(PYTHON_ENABLE_OPENTELEMETRY="true")
+    assert telemetry.configure(context_only, functions_worker=True) is telemetry.Exporter.APP
+    (options,) = distro
+    assert options["instrumentation_options"]["fastapi"] == {"enabled": False}
+
+
+def test_an_installed_tracer_provider_is_not_configured_again(distro, monkeypatch):
+    monkeypatch.setattr(telemetry.trace, "get_tracer_provider", TracerProvider)
+    assert telemetry.configure(settings_of(), functions_worker=True) is telemetry.Exporter.WORKER
+    assert distro == []
+
+
+@pytest.mark.parametrize("worker", [False, True])
+def test_only_the_local_host_gets_the_apps_own_request_spans(distro, monkeypatch, worker):
+    from fastapi import FastAPI
+
+    from functions import runtime
+
+    if worker:
+        monkeypatch.setitem(sys.modules, "azure_functions_worker", ModuleType("stand-in"))
+    else:
+        for name in runtime.WORKER_MODULES:
+            monkeypatch.delitem(sys.modules, name, raising=False)
+    api = FastAPI()
+    exporter = runtime.start_telemetry(api, Settings.from_env(CONNECTED))
+    assert exporter is telemetry.Exporter.APP
+    assert getattr(api, "_is_instrumented_by_opentelemetry", False) is not worker
