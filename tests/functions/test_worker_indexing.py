@@ -33,7 +33,7 @@ from devtools.servicebus_emulator.process import start_emulator
 from shared import telemetry
 from shared.config import QUEUE_NAME_SETTINGS, SERVICE_BUS
 from shared.jobs import JobType
-from tests.fixtures.app import emulator_config
+from tests.fixtures.app import CALLER_HEADERS, TEST_API_KEYS, emulator_config
 from tests.functions.test_function_app import REPO_ROOT, SAMPLE_SETTINGS
 from tests.functions.worker_host import (
     host_request,
@@ -103,6 +103,9 @@ async def worker(
         "JOBS_TABLE_NAME": f"jobs{suffix}",
         "IDEMPOTENCY_TABLE_NAME": f"idem{suffix}",
         "AUDIT_TABLE_NAME": f"audit{suffix}",
+        "API_KEYS_TABLE_NAME": f"keys{suffix}",
+        "RATE_LIMITS_TABLE_NAME": f"rates{suffix}",
+        "API_KEYS": json.dumps(TEST_API_KEYS),
         "PYTHON_ENABLE_OPENTELEMETRY": "true",
     }
     saved = {name: os.environ.get(name) for name in env}
@@ -190,7 +193,7 @@ def http(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     request = protos.RpcHttp(
         method=method,
         url=f"http://localhost:7071{path}",
-        headers={"host": "localhost:7071", "content-type": "application/json"},
+        headers={"host": "localhost:7071", "content-type": "application/json", **CALLER_HEADERS},
     )
     if body is not None:
         request.body.CopyFrom(protos.TypedData(bytes=json.dumps(body).encode()))
