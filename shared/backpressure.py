@@ -43,15 +43,18 @@ class QueueDepths:
         self._queues = dict(queue_names)
         self._cache_seconds = cache_seconds
         self._cached: dict[str, tuple[float, QueueDepth | None]] = {}
-        self._locks = {queue: asyncio.Lock() for queue in self._queues.values()}
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def of(self, job_type: JobType) -> QueueDepth | None:
         """The queue's depth; None when it cannot be read now (the error is logged)."""
-        queue = self._queues[job_type]
+        return await self.of_name(self._queues[job_type])
+
+    async def of_name(self, queue: str) -> QueueDepth | None:
         cached = self._cached.get(queue)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        async with self._locks[queue]:  # one read per queue at a time; others use its answer
+        # One read per queue at a time; the others use its answer.
+        async with self._locks.setdefault(queue, asyncio.Lock()):
             cached = self._cached.get(queue)
             if cached is not None and cached[0] > time.monotonic():
                 return cached[1]
@@ -60,9 +63,9 @@ class QueueDepths:
             return depth
 
     async def all(self) -> dict[str, QueueDepth | None]:
-        types = list(self._queues)
-        depths = await asyncio.gather(*(self.of(t) for t in types))
-        return {self._queues[t]: d for t, d in zip(types, depths, strict=True)}
+        names = list(self._queues.values())
+        depths = await asyncio.gather(*(self.of_name(name) for name in names))
+        return dict(zip(names, depths, strict=True))
 
     async def close(self) -> None:
         await self._admin.close()
