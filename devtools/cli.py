@@ -7,6 +7,7 @@ Run it from a checkout (it is not part of the deployed app):
     python -m devtools.cli dlq replay sync [--seq 42 --seq 43] [--reason PermanentFailure]
     python -m devtools.cli dlq purge sync --reason BadMessage --yes
     python -m devtools.cli maintenance
+    python -m devtools.cli keys issue --owner team-a     (see devtools/cli_keys.py)
 
 Settings come from the environment; `--settings` (or ./local.settings.json when present)
 fills in what the environment does not set.
@@ -23,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from devtools.cli_keys import add_key_commands, needs_services, run_keys
 from shared.config import Settings, read_local_settings
 from shared.dead_letters import ActionReport, Selection
 from shared.errors import ConveyorError
@@ -61,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
 
     commands.add_parser("maintenance", help="reconcile rows with the DLQs; re-drive stuck jobs")
+    add_key_commands(commands)
     return parser
 
 
@@ -72,8 +75,13 @@ def load_environment(settings_file: Path | None) -> None:
 
 
 async def run(args: argparse.Namespace, out: TextIO) -> int:
+    if not needs_services(args):
+        return await run_keys(None, args, out)
     services = await build_services(Settings.from_env(), ensure_resources=False)
     try:
+        if args.command == "keys":
+            await services.api_keys.ensure_table()
+            return await run_keys(services, args, out)
         if args.command == "maintenance":
             return await _maintenance(services, args, out)
         return await _dlq(services, args, out)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,6 +15,8 @@ import httpx
 from functions.http_api import create_api
 from shared.services import Services, ServicesProvider
 from tests.fixtures.app import CALLER_HEADERS
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 async def wait_for_status(
@@ -62,4 +68,16 @@ def api_client(
     )
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=headers
+    )
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m devtools.cli ARGS` as an operator runs it, with the app's settings."""
+    return subprocess.run(
+        [sys.executable, "-m", "devtools.cli", *args],
+        cwd=REPO_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )

@@ -4,6 +4,7 @@ bearer tokens from a local OpenID Connect issuer, owners, admin routes and their
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -13,10 +14,11 @@ import pytest
 
 from devtools.downstream_stub import serve_in_thread
 from devtools.token_issuer import DEFAULT_AUDIENCE, Issuer, SigningKey, create_issuer_app
+from shared.auth.api_keys import hash_key, record_from_setting
 from shared.jobs import JobStatus
 from shared.services import Services
 from tests.fixtures.app import ADMIN_HEADERS, CALLER_HEADERS, OTHER_OWNER_HEADERS
-from tests.integration.helpers import api_client
+from tests.integration.helpers import api_client, cli
 
 pytestmark = pytest.mark.integration
 
@@ -281,3 +283,35 @@ async def test_the_openapi_document_has_the_security_schemes(anonymous):
     assert "429" in submit_op["responses"]
     assert "403" in document["paths"]["/api/admin/maintenance"]["post"]["responses"]
     assert "security" not in document["paths"]["/api/health"]["get"]
+
+
+# ---- the operator CLI ----------------------------------------------------------------------
+
+
+async def test_the_cli_issues_lists_and_revokes_keys(anonymous, app_env):
+    issued = cli(app_env, "keys", "issue", "--owner", "team-cli", "--limit", "5", "--note", "cli")
+    assert issued.returncode == 0, issued.stderr
+    record = json.loads(issued.stdout)
+    assert record["api_keys_entry"]["sha256"] == hash_key(record["key"])
+    headers = {"x-api-key": record["key"]}
+    job_id = await submit(anonymous, headers)
+    listed = json.loads(cli(app_env, "keys", "list").stdout)
+    assert record["id"] in {k["id"] for k in listed}
+    assert record["key"] not in json.dumps(listed)
+
+    revoked = cli(app_env, "keys", "revoke", record["id"])
+    assert revoked.returncode == 0, revoked.stderr
+    await asyncio.sleep(0.3)  # the key cache runs out
+    assert (await anonymous.get(f"/api/jobs/{job_id}", headers=headers)).status_code == 401
+    unknown = cli(app_env, "keys", "revoke", "nosuchkey")
+    assert unknown.returncode == 2
+    assert "no API key with id" in unknown.stderr
+
+
+def test_the_cli_hashes_a_key_into_an_api_keys_entry():
+    key = "cvy_abcd1234_" + "z" * 43
+    done = cli({}, "keys", "hash", key, "--owner", "ops", "--admin")
+    assert done.returncode == 0, done.stderr
+    entry = json.loads(done.stdout)
+    assert record_from_setting(entry).matches(key)
+    assert entry["admin"] is True

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from dataclasses import replace
 from datetime import timedelta
@@ -16,6 +13,7 @@ from azure.servicebus.aio import ServiceBusClient
 
 from shared.jobs import Job, JobStatus, JobType, new_job_id, utcnow
 from shared.queue import JobMessage, body_bytes
+from tests.integration.helpers import cli
 
 pytestmark = pytest.mark.integration
 
@@ -100,17 +98,6 @@ async def test_reconcile_marks_rows_for_dead_letters_the_broker_made(services, a
     assert row.status is JobStatus.DEAD_LETTERED
     assert row.dead_letter_reason == "MaxDeliveryCountExceeded"
     assert await services.dead_letters.reconcile("summarize") == 0  # idempotent
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "devtools.cli", *args],
-        cwd=REPO_ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 async def dead_lettered_job(services, reason: str) -> Job:
