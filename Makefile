@@ -53,6 +53,7 @@ bench: install
 	$(PY) -m bench.emulator_throughput
 	$(PY) -m bench.worker_throughput
 	$(PY) -m bench.embeddings
+	$(PY) -m bench.submit_guards
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .local
