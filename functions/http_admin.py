@@ -106,8 +106,8 @@ def create_admin_router(provider: ServicesProvider) -> APIRouter:
     @router.post("/maintenance", summary="Reconcile rows with the DLQs and re-drive stuck jobs")
     async def maintenance(who: AdminCaller) -> dict[str, Any]:
         services = await provider.get()
+        await audit(who, "maintenance", "*")
         report = await run_maintenance(services.dead_letters, services.sweeper)
-        await audit(who, "maintenance", "*", **report.as_dict())
         return report.as_dict()
 
     @router.get("/audit", summary="The audit log of one UTC day (default: today)")

@@ -42,6 +42,7 @@ def create_key_routes(provider: ServicesProvider, audit: Audit) -> APIRouter:
     async def issue_key(body: KeyRequest, who: AdminCaller) -> dict[str, Any]:
         services = await provider.get()
         key_id, key = new_key()
+        await audit(who, "keys.issue", key_id, owner=body.owner.strip(), admin=body.admin)
         record = await services.api_keys.add(
             ApiKeyRecord(
                 id=key_id,
@@ -52,7 +53,6 @@ def create_key_routes(provider: ServicesProvider, audit: Audit) -> APIRouter:
                 description=body.description,
             )
         )
-        await audit(who, "keys.issue", key_id, owner=record.owner, admin=record.admin)
         return {**record.public(), "key": key}
 
     @router.get("", summary="API keys in the key table (never the keys themselves)")
@@ -72,8 +72,7 @@ def create_key_routes(provider: ServicesProvider, audit: Audit) -> APIRouter:
     )
     async def revoke_key(key_id: KeyId, who: AdminCaller) -> dict[str, Any]:
         services = await provider.get()
-        record = await services.api_keys.revoke(key_id)
-        await audit(who, "keys.revoke", key_id, owner=record.owner)
-        return record.public()
+        await audit(who, "keys.revoke", key_id)
+        return (await services.api_keys.revoke(key_id)).public()
 
     return router
