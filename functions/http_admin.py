@@ -1,11 +1,12 @@
 """Operator routes: dead letters, maintenance, API keys and the audit log. Admins only;
 every call is written to the audit log with the caller."""
 
+import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from functions.http_admin_keys import create_key_routes
 from functions.http_identity import AdminCaller
@@ -33,6 +34,18 @@ class DeadLetterSelection(BaseModel):
 
 class PurgeRequest(DeadLetterSelection):
     confirm: Literal[True] = Field(description="Must be true: purging cannot be undone.")
+
+
+def _iso_date(value: Any) -> Any:
+    """Only YYYY-MM-DD: pydantic would otherwise read "0" as a Unix time."""
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("must be a date YYYY-MM-DD")
+    return value
+
+
+AuditDay = Annotated[
+    date | None, BeforeValidator(_iso_date), Query(description="YYYY-MM-DD (UTC); default today")
+]
 
 
 def create_admin_router(provider: ServicesProvider) -> APIRouter:
@@ -111,7 +124,7 @@ def create_admin_router(provider: ServicesProvider) -> APIRouter:
         return report.as_dict()
 
     @router.get("/audit", summary="The audit log of one UTC day (default: today)")
-    async def audit_log(who: AdminCaller, day: date | None = None) -> dict[str, Any]:
+    async def audit_log(who: AdminCaller, day: AuditDay = None) -> dict[str, Any]:
         services = await provider.get()
         await audit(who, "audit.read", str(day or "today"))
         entries = await services.audit.entries_for_day(day)

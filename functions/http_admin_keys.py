@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from functions.http_identity import AdminCaller
 from shared.auth.api_keys import ApiKeyRecord, hash_key, new_key
@@ -20,13 +20,24 @@ KeyId = Annotated[str, Path(pattern=r"^[a-z0-9]{4,32}$")]
 Audit = Callable[..., Awaitable[None]]
 
 
+def _json_integer(value: Any) -> Any:
+    """A JSON number with no fraction (272 or 272.0, as JSON Schema's `integer` allows);
+    not a string or a boolean, which pydantic's lax mode would otherwise turn into one."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer")
+    return value
+
+
+JsonInteger = Annotated[int, BeforeValidator(_json_integer)]
+
+
 class KeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     owner: str = Field(min_length=1, max_length=200, pattern=r"\S")
-    admin: bool = False
-    submits_per_minute: int | None = Field(
+    submits_per_minute: JsonInteger | None = Field(
         default=None, ge=0, le=100_000, description="This key's own limit; 0: none."
     )
+    admin: StrictBool = False
     description: str = Field(default="", max_length=500)
 
 

@@ -136,7 +136,8 @@ def validation_error_response(request: Request, exc: RequestValidationError) -> 
                 instance=request.url.path,
             )
     content_type = request.headers.get("content-type", "")
-    if request.method in ("POST", "PUT", "PATCH") and "json" not in content_type.lower():
+    body_refused = any(tuple(error.get("loc", ()))[:1] == ("body",) for error in errors)
+    if body_refused and "json" not in content_type.lower():
         return problem(
             415,
             "Unsupported media type",

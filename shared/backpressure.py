@@ -1,10 +1,11 @@
 """Backpressure: refuse new jobs of a type while its queue is too deep to drain soon.
 
 Depths come from Service Bus's runtime properties (the administration client; the local
-emulator answers the same API), cached for a few seconds per instance so a submit rarely
-waits for them. The check fails open: when the depths cannot be read, submits go on (the
-send itself still fails loudly if Service Bus is really down) and the failure is logged and
-remembered for the cache period, so a broken management endpoint does not slow every submit.
+emulator answers the same API), cached for a few seconds per instance. Only the first read
+of a queue is waited for: after that a submit gets the last depth at once, and a stale one
+starts a refresh in the background, so the management API is never on the hot path. The
+check fails open: when the depths cannot be read, submits go on (the send itself still fails
+loudly if Service Bus is really down) and the failure is logged.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class QueueDepths:
         self._cache_seconds = cache_seconds
         self._cached: dict[str, tuple[float, QueueDepth | None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
 
     async def of(self, job_type: JobType) -> QueueDepth | None:
         """The queue's depth; None when it cannot be read now (the error is logged)."""
@@ -51,16 +53,21 @@ class QueueDepths:
 
     async def of_name(self, queue: str) -> QueueDepth | None:
         cached = self._cached.get(queue)
-        if cached is not None and cached[0] > time.monotonic():
+        if cached is not None:
+            if cached[0] <= time.monotonic() and queue not in self._refreshing:
+                task = asyncio.create_task(self._refresh(queue))
+                self._refreshing[queue] = task
+                task.add_done_callback(lambda _: self._refreshing.pop(queue, None))
             return cached[1]
-        # One read per queue at a time; the others use its answer.
+        # The first read: one per queue at a time; the others use its answer.
         async with self._locks.setdefault(queue, asyncio.Lock()):
-            cached = self._cached.get(queue)
-            if cached is not None and cached[0] > time.monotonic():
-                return cached[1]
-            depth = await self._read(queue)
-            self._cached[queue] = (time.monotonic() + self._cache_seconds, depth)
-            return depth
+            if queue not in self._cached:
+                await self._refresh(queue)
+        return self._cached[queue][1]
+
+    async def _refresh(self, queue: str) -> None:
+        depth = await self._read(queue)
+        self._cached[queue] = (time.monotonic() + self._cache_seconds, depth)
 
     async def all(self) -> dict[str, QueueDepth | None]:
         names = list(self._queues.values())
@@ -68,6 +75,8 @@ class QueueDepths:
         return dict(zip(names, depths, strict=True))
 
     async def close(self) -> None:
+        for task in list(self._refreshing.values()):
+            task.cancel()
         await self._admin.close()
 
     async def _read(self, queue: str) -> QueueDepth | None:

@@ -29,10 +29,10 @@ from azure.servicebus.aio import ServiceBusClient
 from devtools.azurite import Azurite
 from devtools.downstream_stub import StubState
 from devtools.host_process import HostProcess
-from devtools.servicebus_emulator.process import start_emulator
+from devtools.servicebus_emulator.process import RunningEmulator, start_emulator
 from shared.jobs import JobType
 from shared.queue import JobMessage
-from tests.fixtures.app import ADMIN_HEADERS, CALLER_HEADERS, emulator_config
+from tests.fixtures.app import ADMIN_HEADERS, CALLER_HEADERS, TEST_API_KEYS, emulator_config
 
 pytestmark = pytest.mark.integration
 
@@ -45,11 +45,16 @@ FIGURES: dict[str, Any] = {}
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def settings(azurite: Azurite, bus: str, downstream_url: str) -> dict[str, str]:
+def settings(azurite: Azurite, bus: RunningEmulator, downstream_url: str) -> dict[str, str]:
     suffix = uuid.uuid4().hex[:8]
     return {
         "AzureWebJobsStorage": azurite.connection_string,
-        "ServiceBusConnection": bus,
+        "ServiceBusConnection": bus.connection_string,
+        "ServiceBusAdminConnection": bus.admin_connection_string,
+        "API_KEYS": json.dumps(TEST_API_KEYS),
+        "API_KEYS_TABLE_NAME": f"keys{suffix}",
+        "RATE_LIMITS_TABLE_NAME": f"rates{suffix}",
+        "RATE_LIMIT_SUBMITS_PER_MINUTE": "0",
         "JOBS_TABLE_NAME": f"jobs{suffix}",
         "IDEMPOTENCY_TABLE_NAME": f"idem{suffix}",
         "AUDIT_TABLE_NAME": f"audit{suffix}",
@@ -138,7 +143,7 @@ async def test_crashes_during_submit_and_work_lose_nothing(
     azurite: Azurite, app_service_bus: Any, downstream: tuple[str, StubState], tmp_path: Path
 ) -> None:
     url, state = downstream
-    host = Host(settings(azurite, app_service_bus.connection_string, url), tmp_path / "host.log")
+    host = Host(settings(azurite, app_service_bus, url), tmp_path / "host.log")
     base = {"url": host.start()}
     answers: Counter[int] = Counter()
     accepted: dict[str, str] = {}  # key -> job id
@@ -194,7 +199,7 @@ async def test_storage_paused_and_service_bus_killed_give_503_never_500(
 ) -> None:
     url, _ = downstream
     with start_emulator(emulator_config()) as bus:
-        env = settings(azurite, bus.connection_string, url)
+        env = settings(azurite, bus, url)
         host = Host(env, tmp_path / "host.log")
         base = {"url": host.start()}
         answers: Counter[int] = Counter()
@@ -241,9 +246,7 @@ async def test_storage_paused_and_service_bus_killed_give_503_never_500(
 async def test_poison_messages_are_dead_lettered_with_a_reason(
     azurite: Azurite, app_service_bus: Any, downstream: tuple[str, StubState], tmp_path: Path
 ) -> None:
-    host = Host(
-        settings(azurite, app_service_bus.connection_string, downstream[0]), tmp_path / "h.log"
-    )
+    host = Host(settings(azurite, app_service_bus, downstream[0]), tmp_path / "h.log")
     host.start()
     poison = [b"not json", b'{"type": "summarize"}', b'{"job_id": 5, "type": "nope"}']
     reasons: Counter[str] = Counter()
@@ -279,7 +282,7 @@ async def test_duplicate_deliveries_run_a_sync_once(
 ) -> None:
     """Copies of a job's message (a resend, a replay racing a redelivery) never run it twice."""
     url, state = downstream
-    host = Host(settings(azurite, app_service_bus.connection_string, url), tmp_path / "dup.log")
+    host = Host(settings(azurite, app_service_bus, url), tmp_path / "dup.log")
     base = {"url": host.start()}
     copies = 3
     try:

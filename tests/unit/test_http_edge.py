@@ -15,10 +15,16 @@ from shared.services import Services, ServicesProvider
 
 MAX_BYTES = 4096
 KEY = "cvy_edge0001_" + "k" * 43
+ADMIN_KEY = "cvy_edgeadm1_" + "a" * 43
 # A key from settings is checked with no I/O, so the edge's checks all run before any.
 AUTH = AuthSettings(
     enabled=True,
-    api_keys=(record_from_setting({"id": "edge0001", "owner": "o", "sha256": hash_key(KEY)}),),
+    api_keys=(
+        record_from_setting({"id": "edge0001", "owner": "o", "sha256": hash_key(KEY)}),
+        record_from_setting(
+            {"id": "edgeadm1", "owner": "ops", "sha256": hash_key(ADMIN_KEY), "admin": True}
+        ),
+    ),
 )
 
 
@@ -149,3 +155,32 @@ async def test_openapi_document_lists_the_routes(client):
     assert set(paths["/api/jobs/{job_id}"]) == {"get", "delete"}
     assert "/api/health" in paths
     assert (await client.get("/api/docs")).status_code == 200
+
+
+ADMIN = {"x-api-key": ADMIN_KEY}
+
+
+@pytest.mark.parametrize("day", ["0", "0000-00-00", "2026-13-01", "yesterday"])
+async def test_the_audit_day_must_be_a_real_date(client, day):
+    response = await client.get("/api/admin/audit", params={"day": day}, headers=ADMIN)
+    assert response.status_code == 422
+    assert problem_of(response)["errors"][0]["field"].endswith("day")
+
+
+@pytest.mark.parametrize("limit", [True, "5", 2.5, -1])
+async def test_a_key_limit_must_be_a_whole_number(client, limit):
+    body = {"owner": "team", "submits_per_minute": limit}
+    response = await client.post("/api/admin/keys", json=body, headers=ADMIN)
+    assert response.status_code == 422
+    assert problem_of(response)["errors"][0]["field"] == "submits_per_minute"
+
+
+async def test_a_bodiless_post_with_a_bad_path_is_422_not_415(client):
+    response = await client.post("/api/admin/keys/%C2%84/revoke", headers=ADMIN)
+    assert response.status_code == 422
+
+
+async def test_admin_routes_refuse_a_caller_who_is_not_an_admin_before_any_io(client):
+    response = await client.post("/api/admin/maintenance")
+    assert response.status_code == 403
+    assert problem_of(response)["code"] == "forbidden"
