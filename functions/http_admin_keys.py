@@ -28,14 +28,14 @@ def _json_integer(value: Any) -> Any:
     return value
 
 
-JsonInteger = Annotated[int, BeforeValidator(_json_integer)]
+KeyLimit = Annotated[int, Field(ge=0, le=100_000), BeforeValidator(_json_integer)]
 
 
 class KeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     owner: str = Field(min_length=1, max_length=200, pattern=r"\S")
-    submits_per_minute: JsonInteger | None = Field(
-        default=None, ge=0, le=100_000, description="This key's own limit; 0: none."
+    submits_per_minute: KeyLimit | None = Field(
+        default=None, description="This key's own limit; 0: none."
     )
     admin: StrictBool = False
     description: str = Field(default="", max_length=500)
