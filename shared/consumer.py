@@ -6,19 +6,15 @@ behind the small `Settlement` protocol, so the order of steps lives here, once.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
 from shared import telemetry
 from shared.jobs import utcnow
-from shared.logs import job_fields
 from shared.outcomes import DeadLetter, Outcome, RetryLater
 from shared.processing import Processor
 from shared.queue import JobMessage, JobQueue
-
-log = logging.getLogger(__name__)
 
 
 class Settlement(Protocol):
@@ -72,10 +68,4 @@ async def handle_delivery(
         if isinstance(outcome, DeadLetter):
             telemetry.mark_failed(span, f"dead-lettered: {outcome.reason}")
         await carry_out(outcome, message, queue, settlement)
-        log.debug(
-            "delivery %s settled: %s",
-            delivery.message_id,
-            type(outcome).__name__,
-            extra=job_fields(message, outcome=type(outcome).__name__),
-        )
         return outcome

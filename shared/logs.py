@@ -20,7 +20,6 @@ from typing import Any
 from opentelemetry import trace
 
 from shared.jobs import Job
-from shared.queue import JobMessage
 
 # The keys of job_fields, in the order the JSON lines show them.
 JOB_FIELDS = ("job_id", "type", "attempt", "owner", "outcome")
@@ -30,7 +29,7 @@ _STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", 
 
 
 def job_fields(
-    job: Job | JobMessage | None = None,
+    job: Job | None = None,
     *,
     outcome: str,
     job_id: str | None = None,
@@ -39,10 +38,9 @@ def job_fields(
 ) -> dict[str, Any]:
     """The `extra` of a log line about a job: job_id, type, attempt, owner, outcome.
 
-    `job` is a shared.jobs.Job (the row) or a shared.queue.JobMessage (what a delivery
-    carried, without an owner); `job_id` and `attempt` override what it says, for a message
-    whose attempt differs from the row's. `more` adds small scalar fields (reason, error_code,
-    delay_seconds); values that are None are left out.
+    `job` is the row; `attempt` overrides the row's, for a delivery of another attempt, and
+    `job_id` names a job whose row is not at hand. `more` adds small scalar fields (reason,
+    error_code, delay_seconds); fields that are None are left out.
     """
     fields: dict[str, Any] = {
         "job_id": job_id,
@@ -51,11 +49,8 @@ def job_fields(
         "owner": None,
         "outcome": outcome,
     }
-    if isinstance(job, Job):
+    if job is not None:
         fields.update(job_id=job_id or job.id, type=job.type.value, owner=job.owner)
-        fields["attempt"] = job.attempt if attempt is None else attempt
-    elif isinstance(job, JobMessage):
-        fields.update(job_id=job_id or job.job_id, type=job.job_type.value)
         fields["attempt"] = job.attempt if attempt is None else attempt
     fields.update(more)
     return {key: value for key, value in fields.items() if value is not None}
