@@ -30,7 +30,8 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from shared.jobs import Job, JobStatus, JobType
 
@@ -152,9 +153,10 @@ def install() -> None:
 
 
 def prometheus_text() -> tuple[bytes, str]:
-    """The current values in the Prometheus text format, and its content type."""
+    """The current values in the Prometheus text format, and its content type: 0.0.4, which
+    Prometheus 2 and 3 both parse (every name here is a classic one, so the text is the same)."""
     install()
-    return generate_latest(_registry), CONTENT_TYPE_LATEST
+    return generate_latest(_registry), CONTENT_TYPE_PLAIN_0_0_4
 
 
 def _prometheus_reader() -> MetricReader:

@@ -204,7 +204,8 @@ class JobStore:
         jobs: list[Job] = []
         try:
             async for entity in self._jobs.query_entities(
-                f"RowKey eq @rk and (updated_at ge @since or {live})",
+                # The SDK finds @names between spaces, so none may touch a parenthesis.
+                f"RowKey eq @rk and ( updated_at ge @since or {live} )",
                 parameters=parameters,
                 select=list(_OVERVIEW_COLUMNS),
                 results_per_page=1000,
