@@ -26,6 +26,7 @@ from functions.workers import deliver
 from shared.jobs import JobType
 from shared.logs import JOB_FIELDS
 from shared.services import Services, ServicesProvider
+from tests.fixtures.app import ADMIN_HEADERS, CALLER_HEADERS
 from tests.integration.helpers import script, submit_sync, wait_for_status
 
 pytestmark = pytest.mark.integration
@@ -86,7 +87,7 @@ async def test_a_jobs_log_lines_carry_its_fields(api, services, caplog):
     for record in lines:
         assert set(JOB_FIELDS) <= set(record)
         assert record["type"] == "summarize"
-        assert record["owner"] == "anonymous"
+        assert record["owner"] == "team-a"
     assert [r["attempt"] for r in lines] == [0, 1, 1]
     assert lines[-1]["run_seconds"] >= 0
     assert text.split()[1] not in everything_logged(caplog)
@@ -135,8 +136,10 @@ def value(found: dict[Any, float], name: str, **labels: str) -> float:
 
 
 async def test_metrics_move_as_jobs_are_submitted_and_processed(json_host, downstream):
-    async with httpx.AsyncClient(base_url=json_host.base_url, timeout=10) as http:
-        first = await http.get("/api/metrics")
+    async with httpx.AsyncClient(
+        base_url=json_host.base_url, timeout=10, headers=CALLER_HEADERS
+    ) as http:
+        first = await http.get("/api/metrics", headers=ADMIN_HEADERS)
         assert first.status_code == 200
         assert first.headers["content-type"].startswith("text/plain; version=0.0.4")
         before = samples(first.text)
@@ -152,19 +155,24 @@ async def test_metrics_move_as_jobs_are_submitted_and_processed(json_host, downs
         sync_id = await submit_sync(http, record)
         assert (await wait_for_status(http, summarize_id, TERMINAL))["status"] == "succeeded"
         assert (await wait_for_status(http, sync_id, TERMINAL))["status"] == "dead_lettered"
-        after = samples((await http.get("/api/metrics")).text)
+        after = samples((await http.get("/api/metrics", headers=ADMIN_HEADERS)).text)
 
     def moved(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
-    assert moved("conveyor_jobs_submitted_total", type="summarize", owner="anonymous") == 1
+    assert moved("conveyor_jobs_submitted_total", type="summarize", owner="team-a") == 1
     assert moved("conveyor_jobs_submitted_total", type="sync") == 1
     assert moved("conveyor_jobs_completed_total", type="summarize") == 1
     assert moved("conveyor_jobs_dead_lettered_total", type="sync", reason="PermanentFailure") == 1
     assert moved("conveyor_job_run_time_seconds_count", type="summarize") == 1
     assert moved("conveyor_job_latency_seconds_count", type="summarize", status="succeeded") == 1
     assert moved("conveyor_job_latency_seconds_count", type="sync", status="dead_lettered") == 1
-    assert moved("conveyor_usage_tokens_total", type="summarize", owner="anonymous") > 0
+    assert moved("conveyor_usage_tokens_total", type="summarize", owner="team-a") > 0
+
+    async with httpx.AsyncClient(base_url=json_host.base_url, timeout=10) as anonymous:
+        assert (await anonymous.get("/api/metrics")).status_code == 401
+        refused = await anonymous.get("/api/metrics", headers=CALLER_HEADERS)
+        assert refused.status_code == 403  # usage per owner is for operators
 
     log = json_host.log_path.read_text()
     entries = [json.loads(line) for line in log.splitlines() if line.strip()]

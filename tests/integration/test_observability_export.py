@@ -1,7 +1,7 @@
 """Job logs and metrics in Application Insights: the host exports to a local stand-in for
 the ingestion endpoint with the real Azure Monitor exporter. The job fields arrive as
-customDimensions of the log lines, the job metrics as customMetrics, and /api/metrics is fed
-by the same MeterProvider. (A module of its own: one host per emulator, so no other host
+customDimensions of the log lines, the job metrics as customMetrics, and /api/metrics still
+answers beside that exporter. (A module of its own: one host per emulator, so no other host
 takes the jobs.)"""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pytest
 
 from devtools.host_process import HostProcess, run_host
 from shared.logs import JOB_FIELDS
+from tests.fixtures.app import ADMIN_HEADERS, CALLER_HEADERS
 from tests.integration.helpers import wait_for_status
 from tests.integration.ingestion_stub import Ingestion, serve_ingestion
 from tests.integration.test_observability import TERMINAL, samples, secret_text, value
@@ -57,14 +58,16 @@ def exported(sink: Ingestion, base_type: str) -> list[dict[str, Any]]:
 
 async def test_application_insights_gets_the_fields_and_the_metrics(monitored_host):
     host, sink = monitored_host
-    async with httpx.AsyncClient(base_url=host.base_url, timeout=10) as http:
+    async with httpx.AsyncClient(
+        base_url=host.base_url, timeout=10, headers=CALLER_HEADERS
+    ) as http:
         submitted = await http.post(
             "/api/jobs",
             json={"type": "summarize", "input": {"text": secret_text(), "max_sentences": 1}},
         )
         job_id = submitted.json()["id"]
         assert (await wait_for_status(http, job_id, TERMINAL))["status"] == "succeeded"
-        scraped = samples((await http.get("/api/metrics")).text)  # the same provider feeds it
+        scraped = samples((await http.get("/api/metrics", headers=ADMIN_HEADERS)).text)
     assert value(scraped, "conveyor_jobs_completed_total", type="summarize") >= 1
 
     deadline = time.monotonic() + 20
@@ -88,7 +91,7 @@ async def test_application_insights_gets_the_fields_and_the_metrics(monitored_ho
         "job_id": job_id,
         "type": "summarize",
         "attempt": "1",
-        "owner": "anonymous",
+        "owner": "team-a",
         "outcome": "succeeded",
     }
     assert float(succeeded["properties"]["run_seconds"]) >= 0

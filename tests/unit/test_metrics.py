@@ -42,7 +42,6 @@ def finished(status: JobStatus, **changes) -> Job:
 
 
 def test_terminal_rows_count_once_each_by_status_with_run_time_and_latency():
-    metrics.install()
     before = scrape()
     metrics.job_finished(finished(JobStatus.SUCCEEDED, result={"usage": {"total_tokens": 7}}))
     metrics.job_finished(finished(JobStatus.DEAD_LETTERED, dead_letter_reason="BadMessage"))
