@@ -11,7 +11,8 @@ from datetime import timedelta
 import pytest
 
 from shared.jobs import Job, JobStatus, JobType, new_job_id, utcnow
-from tests.integration.test_maintenance import cli, dead_lettered_job
+from tests.integration.helpers import cli
+from tests.integration.test_maintenance import dead_lettered_job
 
 pytestmark = pytest.mark.integration
 
