@@ -8,6 +8,7 @@ Run it from a checkout (it is not part of the deployed app):
     python -m devtools.cli dlq purge sync --reason BadMessage --yes
     python -m devtools.cli maintenance
     python -m devtools.cli keys issue --owner team-a     (see devtools/cli_keys.py)
+    python -m devtools.cli jobs top [--interval 5] [--window 60] [--once]
 
 Settings come from the environment; `--settings` (or ./local.settings.json when present)
 fills in what the environment does not set.
@@ -21,13 +22,17 @@ import getpass
 import json
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 from devtools.cli_keys import add_key_commands, needs_services, run_keys
+from devtools.progress import ProgressBar
+from devtools.top import overview, render
 from shared.config import Settings, read_local_settings
-from shared.dead_letters import ActionReport, Selection
+from shared.dead_letters import MAX_SCAN, ActionReport, Selection
 from shared.errors import ConveyorError
+from shared.jobs import utcnow
 from shared.maintenance import run_maintenance
 from shared.services import Services, build_services
 
@@ -64,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("maintenance", help="reconcile rows with the DLQs; re-drive stuck jobs")
     add_key_commands(commands)
+
+    jobs = commands.add_parser("jobs", help="jobs in the table").add_subparsers(
+        dest="action", required=True
+    )
+    top = jobs.add_parser("top", help="counts by status per type, run times, failures; live")
+    top.add_argument("--interval", type=float, default=5.0, help="seconds between refreshes")
+    top.add_argument("--window", type=float, default=60.0, help="minutes of finished jobs")
+    top.add_argument("--once", action="store_true", help="print once and exit")
     return parser
 
 
@@ -84,6 +97,8 @@ async def run(args: argparse.Namespace, out: TextIO) -> int:
             return await run_keys(services, args, out)
         if args.command == "maintenance":
             return await _maintenance(services, args, out)
+        if args.command == "jobs":
+            return await _top(services, args, out)
         return await _dlq(services, args, out)
     finally:
         await services.aclose()
@@ -128,19 +143,42 @@ async def _dlq(services: Services, args: argparse.Namespace, out: TextIO) -> int
         limit=args.limit,
     )
 
-    def progress(done: int, scanned: int) -> None:
-        if not args.json:
-            out.write(f"\r{args.action}: {done} done, {scanned} scanned")
-            out.flush()
-
+    bar = ProgressBar(f"{args.action} {args.queue}", await _selected(services, args, selection))
     if args.action == "replay":
-        report = await tools.replay(args.queue, selection, actor=actor, progress=progress)
+        report = await tools.replay(args.queue, selection, actor=actor, progress=bar.update)
     else:
         report = await tools.purge(
-            args.queue, selection, actor=actor, confirm=args.yes, progress=progress
+            args.queue, selection, actor=actor, confirm=args.yes, progress=bar.update
         )
+    bar.close()
     _print_report(report, args.json, out)
     return 1 if report.failed else 0
+
+
+async def _selected(services: Services, args: argparse.Namespace, selection: Selection) -> int:
+    """How many dead letters the action will take (a peek: nothing is locked), for the bar."""
+    if args.action == "purge" and not args.yes:
+        return 0  # refused before anything is read
+    entries = await services.dead_letters.peek(args.queue, limit=MAX_SCAN)
+    return min(selection.limit, sum(1 for entry in entries if selection.matches(entry)))
+
+
+async def _top(services: Services, args: argparse.Namespace, out: TextIO) -> int:
+    """Print the overview every `--interval` seconds (once with `--once`) until Ctrl-C."""
+    live = not args.once and out.isatty()
+    while True:
+        now = utcnow()
+        since = now - timedelta(minutes=args.window)
+        view = overview(await services.store.list_for_overview(since=since), since)
+        if args.json:
+            json.dump(view.as_dict(), out)
+            out.write("\n")
+        else:
+            out.write(("\x1b[H\x1b[2J" if live else "") + render(view, now))
+        out.flush()
+        if args.once:
+            return 0
+        await asyncio.sleep(max(args.interval, 0.5))
 
 
 async def _maintenance(services: Services, args: argparse.Namespace, out: TextIO) -> int:
@@ -171,6 +209,8 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     except ConveyorError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from devtools.host_triggers import run_queue_trigger, run_timer_trigger
 from devtools.logs import configure_logging
 from devtools.processes import port_is_free
 from shared.errors import ConfigError
+from shared.logs import JsonLinesFormatter
 
 log = logging.getLogger("devtools.host")
 
@@ -159,6 +160,13 @@ async def _drain(tasks: list[asyncio.Task[None]], grace_seconds: float) -> None:
     await asyncio.gather(*pending, return_exceptions=True)
 
 
+def _formatter() -> logging.Formatter | None:
+    """LOG_FORMAT=json (environment or local.settings.json): one JSON object per line."""
+    if os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
+        return JsonLinesFormatter()
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.host", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -167,9 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-timers", action="store_true", help="do not run timer triggers")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    configure_logging(args.log_level, {"urllib3": logging.WARNING})
     try:
         apply_local_settings(args.settings)
+        configure_logging(args.log_level, {"urllib3": logging.WARNING}, formatter=_formatter())
         sys.path.insert(0, str(REPO_ROOT))
         module = importlib.import_module("function_app")
         asgi_app_of(module)

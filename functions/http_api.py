@@ -22,6 +22,7 @@ from functions.http_errors import (
 )
 from functions.http_identity import AnyCaller
 from functions.http_limits import BodySizeLimit
+from functions.http_metrics import create_metrics_router
 from functions.http_openapi import install_openapi
 from shared.config import AuthSettings
 from shared.jobs import Job, JobRequest, require_job_id
@@ -98,6 +99,7 @@ def create_api(
     install_openapi(app, sync_targets or {})
     app.state.authenticator = build_authenticator(auth, provider)
     app.include_router(create_admin_router(provider))
+    app.include_router(create_metrics_router())
 
     def document(request: Request, job: Job) -> JobDocument:
         self_url = str(request.url_for("get_job", job_id=job.id))

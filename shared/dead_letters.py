@@ -18,6 +18,7 @@ from azure.servicebus import ServiceBusReceivedMessage, ServiceBusSubQueue
 from azure.servicebus.aio import ServiceBusClient, ServiceBusReceiver
 from azure.servicebus.exceptions import ServiceBusError
 
+from shared import metrics
 from shared.audit import AuditLog
 from shared.errors import (
     ConveyorError,
@@ -28,6 +29,7 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.jobs import Job, JobStatus, JobType
+from shared.logs import job_fields
 from shared.queue import JobMessage, JobQueue, body_bytes
 from shared.store import JobStore
 
@@ -300,7 +302,12 @@ class DeadLetterTools:
             await self._store.update(requeued.id, lambda row: _back_to_dead_letter(row, job))
             raise
         await receiver.complete_message(message)
-        log.info("replayed job %s from %s", job.id, entry.queue)
+        log.info(
+            "replayed job %s from %s",
+            job.id,
+            entry.queue,
+            extra=job_fields(requeued, attempt=1, outcome="replayed", queue=entry.queue),
+        )
         return None
 
     # ---- keeping rows true to the DLQ ---------------------------------------------------
@@ -321,8 +328,14 @@ class DeadLetterTools:
             after = await self._store.update(entry.job_id, functools.partial(_dead, entry=entry))
             if after.status is JobStatus.DEAD_LETTERED and before.status is not after.status:
                 changed += 1
+                metrics.job_finished(after)
                 log.warning(
-                    "job %s marked dead_lettered from the DLQ (%s)", entry.job_id, entry.reason
+                    "job %s marked dead_lettered from the DLQ (%s)",
+                    entry.job_id,
+                    entry.reason,
+                    extra=job_fields(
+                        after, outcome="dead_lettered", reason=after.dead_letter_reason
+                    ),
                 )
         return changed
 

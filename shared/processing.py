@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from shared import metrics
 from shared.errors import (
     ConveyorError,
     InvalidTransition,
@@ -23,6 +24,7 @@ from shared.errors import (
 )
 from shared.handlers.base import Handler, JobContext
 from shared.jobs import Job, JobStatus, JobType, utcnow
+from shared.logs import job_fields
 from shared.outcomes import Complete, DeadLetter, Outcome, RetryLater
 from shared.queue import JobMessage
 from shared.retry import RetryPolicy, backoff_delay, classify
@@ -60,7 +62,11 @@ class Processor:
         try:
             message = replace(JobMessage.from_body(body), traceparent=traceparent)
         except PermanentError as exc:
-            log.error("dead-lettering an unreadable message: %s", exc.message)
+            log.error(
+                "dead-lettering an unreadable message: %s",
+                exc.message,
+                extra=job_fields(outcome="dead_lettered", reason=REASON_BAD_MESSAGE),
+            )
             return DeadLetter(REASON_BAD_MESSAGE, exc.message), None
         return await self._process(message), message
 
@@ -72,7 +78,13 @@ class Processor:
 
         skip = _reason_to_skip(job, message)
         if skip is not None:
-            log.info("job %s attempt %d: %s", job.id, message.attempt, skip)
+            log.info(
+                "job %s attempt %d: %s",
+                job.id,
+                message.attempt,
+                skip,
+                extra=job_fields(job, attempt=message.attempt, outcome="skipped"),
+            )
             if job.status is JobStatus.DEAD_LETTERED and job.attempt == message.attempt:
                 # The row says dead-lettered but this copy was never moved: finish the move.
                 return DeadLetter(job.dead_letter_reason or REASON_PERMANENT, skip)
@@ -101,7 +113,13 @@ class Processor:
             message.input if message.input is not None else await self._store.load_input(job)
         )
         context = JobContext(job_id=job.id, job_type=job.type, attempt=message.attempt)
-        log.info("job %s (%s) attempt %d running", job.id, job.type.value, message.attempt)
+        log.info(
+            "job %s (%s) attempt %d running",
+            job.id,
+            job.type.value,
+            message.attempt,
+            extra=job_fields(job, attempt=message.attempt, outcome="running"),
+        )
         return await asyncio.wait_for(handler(input_data, context), self._timeouts[job.type])
 
     async def _succeeded(self, job: Job, message: JobMessage, result: Any) -> Outcome:
@@ -114,7 +132,15 @@ class Processor:
 
         stored = await self._store.update(job.id, finish, known=job)
         if stored.status is JobStatus.SUCCEEDED and stored.attempt == message.attempt:
-            log.info("job %s succeeded on attempt %d", job.id, message.attempt)
+            metrics.job_finished(stored)
+            log.info(
+                "job %s succeeded on attempt %d",
+                job.id,
+                message.attempt,
+                extra=job_fields(
+                    stored, outcome="succeeded", run_seconds=metrics.run_seconds(stored)
+                ),
+            )
             return Complete("succeeded")
         return Complete(f"result discarded: job is {stored.status.value}")
 
@@ -130,6 +156,9 @@ class Processor:
                 attempt,
                 error.code,
                 delay,
+                extra=job_fields(
+                    job, outcome="retrying", error_code=error.code, delay_seconds=delay
+                ),
             )
         else:
             if isinstance(error, TransientError):
@@ -139,7 +168,16 @@ class Processor:
                 reason, description = REASON_PERMANENT, f"{error.code}: "
             outcome = DeadLetter(reason, description + error.message)
             target = JobStatus.DEAD_LETTERED
-            log.error("job %s attempt %d dead-lettered: %s", job.id, attempt, error.message)
+            log.error(
+                "job %s attempt %d dead-lettered: %s (%s)",
+                job.id,
+                attempt,
+                reason,
+                error.code,
+                extra=job_fields(
+                    job, outcome="dead_lettered", reason=reason, error_code=error.code
+                ),
+            )
 
         def record(row: Job) -> Job | None:
             if row.status is not JobStatus.RUNNING or row.attempt != attempt:
@@ -154,6 +192,10 @@ class Processor:
         stored = await self._store.update(job.id, record, known=job)
         if stored.status is not target:
             return Complete(f"failure not recorded: job is {stored.status.value}")
+        if target is JobStatus.RETRYING:
+            metrics.job_retried(stored)
+        else:
+            metrics.job_finished(stored)
         return outcome
 
 

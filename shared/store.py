@@ -36,6 +36,10 @@ IDEMPOTENCY_ROW_KEY = "key"
 MAX_UPDATE_ATTEMPTS = 8
 
 JobChange = Callable[[Job], Job | None]
+_OVERVIEW_COLUMNS = (
+    "PartitionKey", "type", "status", "owner", "attempt", "created_at", "updated_at",
+    "started_at", "finished_at", "error_code", "dead_letter_reason",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,29 @@ class JobStore:
         except AzureError as exc:
             raise ServiceUnavailable(f"could not query job rows: {exc}") from exc
         return count
+
+    async def list_for_overview(self, *, since: datetime, limit: int = 10_000) -> list[Job]:
+        """Every job not yet finished, and those updated since `since`, without inputs or
+        results: what an operator's overview counts (a cross-partition scan)."""
+        in_flight = [status for status in JobStatus if not status.is_terminal]
+        parameters: dict[str, Any] = {"rk": JOB_ROW_KEY, "since": since}
+        parameters.update({f"s{i}": status.value for i, status in enumerate(in_flight)})
+        live = " or ".join(f"status eq @s{i}" for i in range(len(in_flight)))
+        jobs: list[Job] = []
+        try:
+            async for entity in self._jobs.query_entities(
+                # The SDK finds @names between spaces, so none may touch a parenthesis.
+                f"RowKey eq @rk and ( updated_at ge @since or {live} )",
+                parameters=parameters,
+                select=list(_OVERVIEW_COLUMNS),
+                results_per_page=1000,
+            ):
+                jobs.append(_from_entity(entity))
+                if len(jobs) >= limit:
+                    break
+        except AzureError as exc:
+            raise ServiceUnavailable(f"could not query job rows: {exc}") from exc
+        return jobs
 
     async def ping(self) -> None:
         """Cheap reachability check for health probes."""

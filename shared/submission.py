@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
+from shared import metrics
 from shared.auth.caller import Caller
 from shared.backpressure import Backpressure
 from shared.errors import (
@@ -37,6 +38,7 @@ from shared.jobs import (
     request_fingerprint,
     utcnow,
 )
+from shared.logs import job_fields
 from shared.queue import JobMessage, JobQueue
 from shared.rate_limits import RateDecision, RateLimiter
 from shared.store import IdempotencyRecord, JobStore
@@ -152,7 +154,14 @@ class JobService:
             error = ServiceUnavailable(detail, code="enqueue_failed")
             error.details["job_id"] = job.id
             raise error from exc
-        log.info("job %s (%s) queued for %s", job.id, job.type.value, owner)
+        metrics.job_submitted(job.type, owner)
+        log.info(
+            "job %s (%s) queued for %s",
+            job.id,
+            job.type.value,
+            owner,
+            extra=job_fields(job, outcome="queued"),
+        )
         return Submitted(job=job, created=True, rate=rate)
 
     async def get(self, job_id: str, caller: Caller) -> Job:
@@ -181,7 +190,12 @@ class JobService:
             job = await self._store.update(job_id, to_cancelled)
         except NotFound:
             raise _no_such_job(job_id) from None
-        log.info("job %s cancelled by %s", job_id, caller.owner)
+        log.info(
+            "job %s cancelled by %s",
+            job_id,
+            caller.owner,
+            extra=job_fields(job, outcome="cancelled"),
+        )
         return job
 
     async def delete(self, job_id: str, caller: Caller) -> None:
@@ -195,7 +209,7 @@ class JobService:
                 code="not_finished",
             )
         await self._store.delete(job)
-        log.info("job %s deleted", job_id)
+        log.info("job %s deleted", job_id, extra=job_fields(job, outcome="deleted"))
 
     async def _count_against_limit(
         self, caller: Caller, job_type: JobType, deadline: _Deadline
@@ -264,7 +278,11 @@ class JobService:
                 if idempotency_key is not None:
                     await self._store.release_idempotency_key(owner, idempotency_key)
         except (TimeoutError, ConveyorError):
-            log.warning("job %s: could not undo a failed submit; maintenance will", job.id)
+            log.warning(
+                "job %s: could not undo a failed submit; maintenance will",
+                job.id,
+                extra=job_fields(job, outcome="enqueue_failed"),
+            )
             return False
         return True
 
@@ -276,7 +294,9 @@ class JobService:
                 JobStatus.FAILED, error_code="enqueue_failed", error_message=reason
             )
 
-        await self._store.update(job.id, fail, known=job)
+        stored = await self._store.update(job.id, fail, known=job)
+        if stored.status is JobStatus.FAILED:
+            metrics.job_finished(stored)
 
 
 def _no_such_job(job_id: str) -> NotFound:

@@ -17,7 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from shared import metrics
 from shared.jobs import Job, JobStatus, JobType, utcnow
+from shared.logs import job_fields
 from shared.queue import JobMessage, JobQueue
 from shared.retry import RetryPolicy
 from shared.store import JobStore
@@ -76,7 +78,10 @@ class StuckJobSweeper:
 
         await self._store.update(job.id, touch, known=job)
         log.warning(
-            "re-sent job %s: queued for over %s with no progress", job.id, self._queued_grace
+            "re-sent job %s: queued for over %s with no progress",
+            job.id,
+            self._queued_grace,
+            extra=job_fields(job, outcome="resent"),
         )
 
     async def _redrive(self, job: Job, now: datetime) -> None:
@@ -93,9 +98,22 @@ class StuckJobSweeper:
             return change
 
         if self._retry.exhausted(job.attempt):
-            await self._store.update(job.id, mark(JobStatus.FAILED))
-            log.warning("stuck job %s failed: no attempts left", job.id)
+            row = await self._store.update(job.id, mark(JobStatus.FAILED))
+            if row.status is JobStatus.FAILED:
+                metrics.job_finished(row)
+            log.warning(
+                "stuck job %s failed: no attempts left",
+                job.id,
+                extra=job_fields(row, outcome="failed", error_code="stuck"),
+            )
             return
         await self._queue.send(JobMessage.of_job(job).next_copy(job.attempt + 1, "redrive"))
-        await self._store.update(job.id, mark(JobStatus.RETRYING))
-        log.warning("re-drove stuck job %s as attempt %d", job.id, job.attempt + 1)
+        row = await self._store.update(job.id, mark(JobStatus.RETRYING))
+        if row.status is JobStatus.RETRYING:
+            metrics.job_retried(row)
+        log.warning(
+            "re-drove stuck job %s as attempt %d",
+            job.id,
+            job.attempt + 1,
+            extra=job_fields(row, attempt=job.attempt + 1, outcome="redriven"),
+        )
