@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from functions.http_admin_intake import create_intake_routes
 from functions.http_admin_keys import create_key_routes
 from functions.http_identity import AdminCaller
 from shared.auth.caller import Caller
@@ -129,4 +130,5 @@ def create_admin_router(provider: ServicesProvider) -> APIRouter:
         }
 
     router.include_router(create_key_routes(provider, audit))
+    router.include_router(create_intake_routes(provider, audit))
     return router
