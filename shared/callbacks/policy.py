@@ -121,12 +121,12 @@ class CallbackPolicy:
             raise CallbackRefused(
                 "callbacks are off here: no host is allowed (CALLBACK_ALLOWED_HOSTS)"
             )
-        entry = next((e for e in self.entries if e.matches(host)), None)
-        if entry is None:
+        matching = [e for e in self.entries if e.matches(host)]
+        if not matching:
             raise CallbackRefused(
                 f"host {host!r} is not on the allow-list (CALLBACK_ALLOWED_HOSTS)"
             )
-        if parts.scheme == "http" and not entry.http:
+        if parts.scheme == "http" and not any(e.http for e in matching):
             raise CallbackRefused(f"must use https (plain http is not allowed for {host!r})")
         return CallbackTarget(
             url=url,
