@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from devtools.cli_intake import add_intake_parser, run_intake
 from devtools.cli_keys import add_key_commands, needs_services, run_keys
 from shared.config import Settings, read_local_settings
 from shared.dead_letters import ActionReport, Selection
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("maintenance", help="reconcile rows with the DLQs; re-drive stuck jobs")
     add_key_commands(commands)
+    add_intake_parser(commands)
     return parser
 
 
@@ -84,6 +86,8 @@ async def run(args: argparse.Namespace, out: TextIO) -> int:
             return await run_keys(services, args, out)
         if args.command == "maintenance":
             return await _maintenance(services, args, out)
+        if args.command == "intake":
+            return await run_intake(services, args, out)
         return await _dlq(services, args, out)
     finally:
         await services.aclose()

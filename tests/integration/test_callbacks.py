@@ -230,7 +230,7 @@ async def test_a_private_address_the_allow_list_does_not_name_is_422(callback_en
                 (error,) = response.json()["errors"]
                 assert error["field"] == "callback_url"
                 assert "127.0.0.1, a private or reserved address" in error["message"]
-            assert await services.store.count_by_status(JobStatus.QUEUED) == before  # type: ignore[attr-defined]
+            assert await services.store.count_by_status(JobStatus.QUEUED) == before
             ip = await api.post(
                 "/api/jobs",
                 json={
