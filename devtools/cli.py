@@ -148,7 +148,7 @@ async def _dlq(services: Services, args: argparse.Namespace, out: TextIO) -> int
 
 
 async def _maintenance(services: Services, args: argparse.Namespace, out: TextIO) -> int:
-    report = await run_maintenance(services.dead_letters, services.sweeper)
+    report = await run_maintenance(services.dead_letters, services.sweeper, services.store)
     json.dump(report.as_dict(), out, indent=None if args.json else 2)
     out.write("\n")
     return 0

@@ -360,3 +360,6 @@ def _truncate(text: str | None, limit: int = 4000) -> str | None:
     if text is None or len(text) <= limit:
         return text
     return text[: limit - 1] + "…"
+
+
+job_from_entity = _from_entity  # for stores built on this one (shared/callbacks/notify.py)

@@ -12,19 +12,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
+from datetime import timedelta
 
+from azure.core.exceptions import AzureError
 from azure.data.tables.aio import TableClient
 
 from shared.callback_state import CallbackState, CallbackStatus
 from shared.callbacks.queue import CallbackMessage, CallbackQueue
-from shared.errors import ConveyorError
-from shared.jobs import Job
+from shared.errors import ConveyorError, ServiceUnavailable
+from shared.jobs import Job, utcnow
 from shared.payloads import PayloadStore
-from shared.store import JobChange, JobStore
+from shared.store import JOB_ROW_KEY, JobChange, JobStore, job_from_entity
 
 log = logging.getLogger(__name__)
 
 SEND_TIMEOUT_SECONDS = 5.0
+# A pending callback with no delivery this long past its due time lost its message.
+REDRIVE_GRACE_SECONDS = 120.0
 
 
 class CallbackStore(JobStore):
@@ -61,6 +65,36 @@ class CallbackStore(JobStore):
         if started and job.callback is not None and job.callback.token == started[0].token:
             await self.send_first(job)
         return job
+
+    async def redrive_pending(
+        self, *, grace_seconds: float = REDRIVE_GRACE_SECONDS, limit: int = 100
+    ) -> list[str]:
+        """Send again the next delivery of pending callbacks whose message was lost (a send
+        that failed after the terminal write); the ids of the jobs whose callback went out."""
+        overdue = utcnow() - timedelta(seconds=grace_seconds)
+        sent: list[str] = []
+        for job in await self._pending(limit):
+            state = job.callback
+            assert state is not None
+            due = state.next_attempt_at if state.attempts else job.finished_at
+            if due is not None and due < overdue and await self.send_first(job):
+                sent.append(job.id)
+        return sent
+
+    async def _pending(self, limit: int) -> list[Job]:
+        jobs: list[Job] = []
+        try:
+            async for entity in self._jobs.query_entities(
+                "RowKey eq @rk and callback_status eq @status",
+                parameters={"rk": JOB_ROW_KEY, "status": CallbackStatus.PENDING.value},
+                results_per_page=min(limit, 1000),
+            ):
+                jobs.append(job_from_entity(entity))
+                if len(jobs) >= limit:
+                    break
+        except AzureError as exc:
+            raise ServiceUnavailable(f"could not query job rows: {exc}") from exc
+        return jobs
 
     async def send_first(self, job: Job) -> bool:
         """Queue the first delivery of the job's pending callback; False when that failed

@@ -19,12 +19,14 @@ import pytest
 
 from devtools.downstream_stub import serve_in_thread
 from devtools.host_process import HostProcess, run_host
+from shared.callbacks.notify import CallbackStore
 from shared.config import Settings
 from shared.jobs import JobStatus
+from shared.maintenance import run_maintenance
 from shared.services import build_services
 from tests.fixtures.app import CALLER_HEADERS
 from tests.integration.callback_receiver import Received, create_receiver
-from tests.integration.helpers import api_client, wait_for_status
+from tests.integration.helpers import api_client, script, wait_for_status
 
 pytestmark = pytest.mark.integration
 
@@ -242,4 +244,48 @@ async def test_a_private_address_the_allow_list_does_not_name_is_422(callback_en
             assert ip.status_code == 422
             assert ip.json()["errors"][0]["field"] == "callback_url"
     finally:
+        await services.aclose()
+
+
+async def test_a_cancelled_job_calls_back_and_a_lost_first_message_is_sent_again(
+    callback_env, host, receiver, downstream
+):
+    """The send after the terminal write is lost (this instance has no callbacks queue):
+    the callback stays pending until the maintenance pass sends it; the host delivers it."""
+    url, received = receiver
+    path = f"/hooks/{uuid.uuid4().hex[:8]}"
+    record = f"r-{uuid.uuid4().hex[:8]}"
+    script(downstream, record, [{"status": 200, "delay": 3}])  # keeps the job in flight
+    services = await build_services(Settings.from_env(callback_env))
+    store = services.store
+    assert isinstance(store, CallbackStore)
+    queue, store.callbacks = store.callbacks, None
+    try:
+        async with api_client(services) as api:
+            response = await api.post(
+                "/api/jobs",
+                json={
+                    "type": "sync",
+                    "input": {"target": "crm", "record": {"id": record}},
+                    "callback_url": url + path,
+                },
+            )
+            assert response.status_code == 202, response.text
+            job_id = response.json()["id"]
+            cancelled = (await api.post(f"/api/jobs/{job_id}/cancel")).json()
+            assert cancelled["status"] == "cancelled"
+            assert cancelled["callback"]["status"] == "pending"
+            await asyncio.sleep(1.0)
+            assert received.at(path) == []  # nothing was sent
+
+            store.callbacks = queue
+            report = await run_maintenance(services.dead_letters, services.sweeper, store)
+            assert report.callbacks_redriven == []  # not overdue yet
+            assert await store.redrive_pending(grace_seconds=0) == [job_id]
+            doc = await callback_settled(api, job_id)
+        assert doc["callback"]["status"] == "delivered"
+        (call,) = received.at(path)
+        assert json.loads(call["body"])["status"] == "cancelled"
+    finally:
+        store.callbacks = queue
         await services.aclose()
