@@ -35,8 +35,8 @@ async def run_intake(services: Services, args: argparse.Namespace, out: TextIO) 
         paused = args.action == "pause"
         reason = getattr(args, "reason", None)
         job_type = JobType(args.type)
-        await services.intake.set(job_type, paused=paused, reason=reason, actor=actor)
         await services.audit.record(actor, f"intake.{args.action}", job_type.value, reason=reason)
+        await services.intake.set(job_type, paused=paused, reason=reason, actor=actor)
     switches = [s.as_dict() for s in await services.intake.all()]
     if args.json:
         json.dump({"switches": switches}, out, indent=2)

@@ -75,11 +75,11 @@ def create_intake_routes(provider: ServicesProvider, audit: Audit) -> APIRouter:
         job_type: JobType, body: IntakeChange, who: AdminCaller
     ) -> IntakeSwitchDocument:
         services = await provider.get()
+        action = "intake.pause" if body.paused else "intake.resume"
+        await audit(who, action, job_type.value, reason=body.reason)  # before it acts
         switch = await services.intake.set(
             job_type, paused=body.paused, reason=body.reason, actor=who.owner
         )
-        action = "intake.pause" if body.paused else "intake.resume"
-        await audit(who, action, job_type.value, reason=body.reason)
         return IntakeSwitchDocument(**switch.as_dict())
 
     return router
