@@ -26,6 +26,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from devtools.cli_intake import add_intake_parser, run_intake
 from devtools.cli_keys import add_key_commands, needs_services, run_keys
 from devtools.progress import ProgressBar
 from devtools.top import overview, render
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     top.add_argument("--interval", type=float, default=5.0, help="seconds between refreshes")
     top.add_argument("--window", type=float, default=60.0, help="minutes of finished jobs")
     top.add_argument("--once", action="store_true", help="print once and exit")
+    add_intake_parser(commands)
     return parser
 
 
@@ -99,6 +101,8 @@ async def run(args: argparse.Namespace, out: TextIO) -> int:
             return await _maintenance(services, args, out)
         if args.command == "jobs":
             return await _top(services, args, out)
+        if args.command == "intake":
+            return await run_intake(services, args, out)
         return await _dlq(services, args, out)
     finally:
         await services.aclose()
@@ -182,7 +186,7 @@ async def _top(services: Services, args: argparse.Namespace, out: TextIO) -> int
 
 
 async def _maintenance(services: Services, args: argparse.Namespace, out: TextIO) -> int:
-    report = await run_maintenance(services.dead_letters, services.sweeper)
+    report = await run_maintenance(services.dead_letters, services.sweeper, services.store)
     json.dump(report.as_dict(), out, indent=None if args.json else 2)
     out.write("\n")
     return 0

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from functions.http_admin_intake import create_intake_routes
 from functions.http_admin_keys import create_key_routes
 from functions.http_identity import AdminCaller
 from shared.auth.caller import Caller
@@ -120,7 +121,7 @@ def create_admin_router(provider: ServicesProvider) -> APIRouter:
     async def maintenance(who: AdminCaller) -> dict[str, Any]:
         services = await provider.get()
         await audit(who, "maintenance", "*")
-        report = await run_maintenance(services.dead_letters, services.sweeper)
+        report = await run_maintenance(services.dead_letters, services.sweeper, services.store)
         return report.as_dict()
 
     @router.get("/audit", summary="The audit log of one UTC day (default: today)")
@@ -142,4 +143,5 @@ def create_admin_router(provider: ServicesProvider) -> APIRouter:
         }
 
     router.include_router(create_key_routes(provider, audit))
+    router.include_router(create_intake_routes(provider, audit))
     return router

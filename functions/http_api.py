@@ -6,7 +6,8 @@ Thin by design: parse and validate, call shared.submission.JobService, map the a
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Header, Request, Response
@@ -14,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from functions.http_admin import create_admin_router
+from functions.http_callbacks import CallbackDocument, callback_document, install_callback_schema
 from functions.http_errors import (
     PROBLEM_JSON,
     install_error_handlers,
@@ -24,6 +26,7 @@ from functions.http_identity import AnyCaller
 from functions.http_limits import BodySizeLimit
 from functions.http_metrics import create_metrics_router
 from functions.http_openapi import install_openapi
+from shared.callbacks.policy import AllowEntry
 from shared.config import AuthSettings
 from shared.jobs import Job, JobRequest, require_job_id
 from shared.services import ServicesProvider, build_authenticator
@@ -59,7 +62,39 @@ class JobDocument(BaseModel):
     result: Any = None
     error: JobError | None = None
     dead_letter_reason: str | None = None
+    callback: CallbackDocument | None = None
     links: JobLinks
+
+
+def job_document(job: Job, base_url: str) -> JobDocument:
+    """The status document; links start with `base_url` (the API's origin, or "")."""
+    self_url = f"{base_url}{API_PREFIX}/jobs/{job.id}"
+    error = None
+    if job.error_code or job.error_message:
+        error = JobError(code=job.error_code or "error", message=job.error_message)
+    return JobDocument(
+        id=job.id,
+        type=job.type.value,
+        status=job.status.value,
+        attempt=job.attempt,
+        created_at=job.created_at.isoformat(),
+        updated_at=job.updated_at.isoformat(),
+        started_at=job.started_at.isoformat() if job.started_at else None,
+        finished_at=job.finished_at.isoformat() if job.finished_at else None,
+        result=job.result,
+        error=error,
+        dead_letter_reason=job.dead_letter_reason,
+        callback=callback_document(job),
+        links=JobLinks(
+            self=self_url, result=f"{self_url}/result" if job.result_is_external else None
+        ),
+    )
+
+
+def job_document_bytes(job: Job, base_url: str) -> bytes:
+    """The document as GET /api/jobs/{id} sends it (what a completion callback POSTs)."""
+    body = job_document(job, base_url).model_dump(mode="json")
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def known_job_id(job_id: str) -> str:
@@ -77,6 +112,7 @@ def create_api(
     max_request_bytes: int,
     auth: AuthSettings,
     sync_targets: Mapping[str, str] | None = None,
+    callback_hosts: Sequence[AllowEntry] = (),
 ) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -97,34 +133,13 @@ def create_api(
     app.add_middleware(BodySizeLimit, max_bytes=max_request_bytes)
     install_error_handlers(app)
     install_openapi(app, sync_targets or {})
+    install_callback_schema(app, callback_hosts)
     app.state.authenticator = build_authenticator(auth, provider)
     app.include_router(create_admin_router(provider))
     app.include_router(create_metrics_router())
 
     def document(request: Request, job: Job) -> JobDocument:
-        self_url = str(request.url_for("get_job", job_id=job.id))
-        error = None
-        if job.error_code or job.error_message:
-            error = JobError(code=job.error_code or "error", message=job.error_message)
-        return JobDocument(
-            id=job.id,
-            type=job.type.value,
-            status=job.status.value,
-            attempt=job.attempt,
-            created_at=job.created_at.isoformat(),
-            updated_at=job.updated_at.isoformat(),
-            started_at=job.started_at.isoformat() if job.started_at else None,
-            finished_at=job.finished_at.isoformat() if job.finished_at else None,
-            result=job.result,
-            error=error,
-            dead_letter_reason=job.dead_letter_reason,
-            links=JobLinks(
-                self=self_url,
-                result=str(request.url_for("get_job_result", job_id=job.id))
-                if job.result_is_external
-                else None,
-            ),
-        )
+        return job_document(job, str(request.base_url).rstrip("/"))
 
     def job_response(
         request: Request, job: Job, status_code: int, headers: dict[str, str] | None = None

@@ -23,6 +23,6 @@ def create_blueprint(provider: ServicesProvider) -> func.Blueprint:
     )
     async def maintenance(timer: func.TimerRequest) -> None:
         services = await provider.get()
-        await run_maintenance(services.dead_letters, services.sweeper)
+        await run_maintenance(services.dead_letters, services.sweeper, services.store)
 
     return bp

@@ -1,4 +1,5 @@
 """Service Bus queue triggers, one per job type: receive, hand to shared.consumer, settle.
+One more trigger delivers completion callbacks from the callbacks queue (shared/callbacks).
 
 Messages are peek-locked with auto-complete off; the Outcome decides the settlement. If
 processing itself breaks (Storage down, say), the message is abandoned so Service Bus
@@ -11,7 +12,8 @@ import logging
 import azure.functions as func
 import azurefunctions.extensions.bindings.servicebus as servicebus
 
-from shared.config import QUEUE_NAME_SETTINGS, SERVICE_BUS
+from functions.http_api import job_document_bytes
+from shared.config import CALLBACKS_QUEUE_SETTING, QUEUE_NAME_SETTINGS, SERVICE_BUS
 from shared.consumer import Delivery, handle_delivery
 from shared.jobs import JobType
 from shared.queue import body_bytes, traceparent_of
@@ -79,7 +81,48 @@ def create_blueprint(provider: ServicesProvider) -> func.Blueprint:
     bp = func.Blueprint()
     for job_type in JobType:
         _register_worker(bp, job_type, provider)
+    _register_callback_worker(bp, provider)
     return bp
+
+
+async def deliver_callback(
+    provider: ServicesProvider,
+    message: servicebus.ServiceBusReceivedMessage,
+    actions: servicebus.ServiceBusMessageActions,
+) -> None:
+    """One callback attempt. It runs apart from the job's own trigger: a slow or failing
+    endpoint holds only this message, never a job's."""
+    settlement = FunctionsSettlement(message, actions)
+    try:
+        services = await provider.get()
+        base = services.settings.callbacks.public_base_url
+        await services.callbacks.handle(
+            body_bytes(message), lambda job: job_document_bytes(job, base), settlement
+        )
+    except Exception:
+        log.exception("callback message %s failed; abandoning it", message.message_id)
+        try:
+            await settlement.abandon()
+        except Exception:
+            log.exception("abandon failed too; the lock will expire and Service Bus redeliver")
+        raise
+
+
+def _register_callback_worker(bp: func.Blueprint, provider: ServicesProvider) -> None:
+    async def callback_worker(
+        msg: servicebus.ServiceBusReceivedMessage,
+        message_actions: servicebus.ServiceBusMessageActions,
+    ) -> None:
+        await deliver_callback(provider, msg, message_actions)
+
+    bp.function_name("callback_worker")(
+        bp.service_bus_queue_trigger(
+            arg_name="msg",
+            queue_name=f"%{CALLBACKS_QUEUE_SETTING}%",
+            connection=SERVICE_BUS,
+            auto_complete_messages=False,
+        )(callback_worker)
+    )
 
 
 def _register_worker(bp: func.Blueprint, job_type: JobType, provider: ServicesProvider) -> None:

@@ -36,6 +36,13 @@ param authJwtIssuer string = ''
 @description('The audience(s) bearer tokens must name (the app registration\'s Application ID URI or client id).')
 param authJwtAudience string = ''
 
+@description('Hosts completion callbacks may be sent to (CALLBACK_ALLOWED_HOSTS: host, *.suffix, http://host, IP), comma-separated; empty: callbacks off.')
+param callbackAllowedHosts string = ''
+
+@secure()
+@description('The HMAC-SHA256 key callbacks are signed with, 32+ random characters; needed when callbackAllowedHosts is set.')
+param callbackSigningSecret string
+
 @description('Create an Azure OpenAI account for summarize and embed jobs; false runs them on the packaged local model.')
 param deployOpenAI bool = true
 
@@ -169,6 +176,8 @@ module functionApp 'modules/functionapp.bicep' = {
     apiKeys: apiKeys
     authJwtIssuer: authJwtIssuer
     authJwtAudience: authJwtAudience
+    callbackAllowedHosts: callbackAllowedHosts
+    callbackSigningSecret: callbackSigningSecret
     openAIEndpoint: deployOpenAI ? openAI!.outputs.endpoint : ''
     chatDeployment: deployOpenAI ? openAI!.outputs.chatDeployment : chatModel
     chatModel: chatModel

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.auth.api_keys import ApiKeyRecord, record_from_setting
+from shared.callbacks.settings import CallbackSettings, callback_settings
 from shared.errors import ConfigError
 from shared.jobs import JobType
 from shared.retry import RetryPolicy
@@ -58,6 +59,18 @@ class SettingsTable(BaseModel):
     embedding_cache_table: str = Field("embeddingcache", alias="EMBEDDING_CACHE_TABLE_NAME")
     api_keys_table: str = Field("apikeys", alias="API_KEYS_TABLE_NAME")
     rate_limits_table: str = Field("ratelimits", alias="RATE_LIMITS_TABLE_NAME")
+    callbacks_queue: str = Field("callbacks", alias="CALLBACKS_QUEUE_NAME")
+    switches_table: str = Field("switches", alias="SWITCHES_TABLE_NAME")
+
+    # completion callbacks (docs/api.md#completion-callbacks) and the intake switches
+    callback_allowed_hosts: str | None = Field(None, alias="CALLBACK_ALLOWED_HOSTS")
+    callback_signing_secret: str | None = Field(None, alias="CALLBACK_SIGNING_SECRET")
+    callback_max_attempts: int = Field(8, ge=1, le=50, alias="CALLBACK_MAX_ATTEMPTS")
+    callback_retry_base_seconds: Seconds = Field(5.0, alias="CALLBACK_RETRY_BASE_SECONDS")
+    callback_retry_max_seconds: Seconds = Field(600.0, alias="CALLBACK_RETRY_MAX_SECONDS")
+    callback_timeout_seconds: Seconds = Field(10.0, le=120, alias="CALLBACK_TIMEOUT_SECONDS")
+    website_hostname: str | None = Field(None, alias="WEBSITE_HOSTNAME")  # set by Azure
+    intake_cache_seconds: Seconds = Field(5.0, le=60, alias="INTAKE_CACHE_SECONDS")
 
     # who may call, and how much: API keys, Entra ID tokens, rate limits, backpressure
     # AUTH_MODE=off accepts every request as an administrator: local experiments only.
@@ -177,6 +190,7 @@ def _alias(field_name: str) -> str:
 
 # The setting that names each job type's queue (the Functions triggers bind to `%NAME%`).
 QUEUE_NAME_SETTINGS: Mapping[JobType, str] = {t: _alias(f"{t.value}_queue") for t in JobType}
+CALLBACKS_QUEUE_SETTING = _alias("callbacks_queue")  # the callback trigger's `%NAME%`
 TIMEOUT_SETTINGS: Mapping[JobType, str] = {t: _alias(f"{t.value}_timeout_seconds") for t in JobType}
 
 
@@ -277,6 +291,9 @@ class Settings:
     telemetry: TelemetrySettings
     auth: AuthSettings
     limits: LimitSettings
+    callbacks: CallbackSettings
+    switches_table: str
+    intake_cache_seconds: float
     table: SettingsTable = field(repr=False, compare=False)
 
     @classmethod
@@ -297,6 +314,19 @@ def _build(env: Mapping[str, str]) -> Settings:
     storage = _storage(table, problems)
     ai = _ai(table, problems)
     auth = _auth(table, problems)
+    callbacks = callback_settings(
+        queue=table.callbacks_queue,
+        allowed_hosts=table.callback_allowed_hosts,
+        signing_secret=table.callback_signing_secret,
+        retry=RetryPolicy(
+            base_seconds=table.callback_retry_base_seconds,
+            max_seconds=table.callback_retry_max_seconds,
+            max_attempts=table.callback_max_attempts,
+        ),
+        timeout_seconds=table.callback_timeout_seconds,
+        website_hostname=table.website_hostname,
+        problems=problems,
+    )
     if problems:
         raise ConfigError(
             "invalid configuration:\n  - "
@@ -348,6 +378,9 @@ def _build(env: Mapping[str, str]) -> Settings:
             queue_depth_limit=table.queue_depth_limit,
             queue_depth_cache_seconds=table.queue_depth_cache_seconds,
         ),
+        callbacks=callbacks,
+        switches_table=table.switches_table,
+        intake_cache_seconds=table.intake_cache_seconds,
         table=table,
     )
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from shared.callback_state import CallbackState
 from shared.errors import InvalidTransition, NotFound
 
 MAX_SUMMARIZE_TEXT_BYTES = 100 * 1024
@@ -174,6 +175,12 @@ class SyncInput(_Input):
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    callback_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="POSTed the final status document, signed, when the job finishes; its "
+        "host must be on the allow-list (docs/api.md#completion-callbacks).",
+    )
 
 
 class SummarizeRequest(_Request):
@@ -267,6 +274,8 @@ class Job:
     idempotency_key: str | None = None
     request_hash: str | None = None
     deleted_at: datetime | None = None  # a tombstone: gone for callers, kept for workers
+    callback_url: str | None = None
+    callback: CallbackState | None = None  # set when a job with a callback_url finishes
     etag: str | None = field(default=None, compare=False)
 
     @property

@@ -1,4 +1,5 @@
-"""The maintenance pass: keep job rows true to the dead-letter queues, re-drive stuck jobs.
+"""The maintenance pass: keep job rows true to the dead-letter queues, re-drive stuck jobs
+and callbacks whose delivery message was lost.
 
 One function, called by the timer trigger (functions/maintenance.py), the admin route
 (POST /api/admin/maintenance) and the operator CLI (`python -m devtools.cli maintenance`).
@@ -7,10 +8,12 @@ One function, called by the timer trigger (functions/maintenance.py), the admin 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from shared.callbacks.notify import CallbackStore
 from shared.dead_letters import DeadLetterTools
+from shared.store import JobStore
 from shared.sweeper import StuckJobSweeper
 
 log = logging.getLogger(__name__)
@@ -20,16 +23,18 @@ log = logging.getLogger(__name__)
 class MaintenanceReport:
     rows_marked_dead_lettered: dict[str, int]  # queue -> rows moved to dead_lettered
     stuck_jobs_redriven: list[str]  # job ids
+    callbacks_redriven: list[str] = field(default_factory=list)  # job ids
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "rows_marked_dead_lettered": self.rows_marked_dead_lettered,
             "stuck_jobs_redriven": self.stuck_jobs_redriven,
+            "callbacks_redriven": self.callbacks_redriven,
         }
 
 
 async def run_maintenance(
-    dead_letters: DeadLetterTools, sweeper: StuckJobSweeper
+    dead_letters: DeadLetterTools, sweeper: StuckJobSweeper, store: JobStore | None = None
 ) -> MaintenanceReport:
     changed: dict[str, int] = {}
     for queue_name in dead_letters.queue_names.values():
@@ -41,4 +46,7 @@ async def run_maintenance(
     swept = await sweeper.sweep()
     if swept:
         log.warning("re-drove %d stuck jobs: %s", len(swept), ", ".join(swept))
-    return MaintenanceReport(changed, swept)
+    callbacks = await store.redrive_pending() if isinstance(store, CallbackStore) else []
+    if callbacks:
+        log.warning("re-sent %d lost callbacks: %s", len(callbacks), ", ".join(callbacks))
+    return MaintenanceReport(changed, swept, callbacks)

@@ -19,10 +19,15 @@ from shared.auth.authenticator import Authenticator
 from shared.auth.key_table import ApiKeyTable
 from shared.auth.tokens import TokenValidator
 from shared.backpressure import Backpressure, QueueDepths
+from shared.callbacks.delivery import CallbackDelivery
+from shared.callbacks.notify import CallbackStore
+from shared.callbacks.policy import CallbackPolicy
+from shared.callbacks.queue import CallbackQueue
 from shared.config import AuthSettings, ServiceBusSettings, Settings, StorageSettings
 from shared.dead_letters import DeadLetterTools
 from shared.handlers import default_handlers
 from shared.health import HealthChecker
+from shared.intake import IntakeSwitches
 from shared.payloads import PayloadStore
 from shared.processing import Processor
 from shared.queue import JobQueue
@@ -50,6 +55,8 @@ class Services:
     api_keys: ApiKeyTable
     queue_depths: QueueDepths
     http: httpx.AsyncClient
+    intake: IntakeSwitches
+    callbacks: CallbackDelivery
     _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
     async def aclose(self) -> None:
@@ -114,10 +121,18 @@ async def build_services(settings: Settings, *, ensure_resources: bool = True) -
     tables, blobs = _storage_clients(settings.storage)
     service_bus = service_bus_client(settings.service_bus)
     payloads = PayloadStore(blobs.get_container_client(settings.payload_container))
-    store = JobStore(
+    callback_queue = CallbackQueue(service_bus, settings.callbacks.queue)
+    store = CallbackStore(
         tables.get_table_client(settings.jobs_table),
         tables.get_table_client(settings.idempotency_table),
         payloads,
+        callback_queue,
+    )
+    policy = CallbackPolicy(settings.callbacks.allowed_hosts)
+    # Callbacks go only where the policy says: no proxies from the environment, no redirects.
+    callback_http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
+    intake = IntakeSwitches(
+        tables.get_table_client(settings.switches_table), settings.intake_cache_seconds
     )
     queue = JobQueue(service_bus, settings.queue_names)
     audit = AuditLog(tables.get_table_client(settings.audit_table))
@@ -147,6 +162,8 @@ async def build_services(settings: Settings, *, ensure_resources: bool = True) -
             rate_limiter=rate_limiter,
             submits_per_minute=settings.limits.submits_per_minute,
             backpressure=Backpressure(depths, settings.limits.queue_depth_limit),
+            intake=intake,
+            callbacks=policy,
         ),
         processor=Processor(
             store,
@@ -170,7 +187,13 @@ async def build_services(settings: Settings, *, ensure_resources: bool = True) -
         api_keys=api_keys,
         queue_depths=depths,
         http=http,
+        intake=intake,
+        callbacks=CallbackDelivery(
+            store, callback_queue, policy, settings.callbacks, callback_http
+        ),
         _closers=[
+            callback_queue.close,
+            callback_http.aclose,
             tables.close,
             blobs.close,
             service_bus.close,
@@ -185,6 +208,7 @@ async def build_services(settings: Settings, *, ensure_resources: bool = True) -
             await audit.ensure_table()
             await api_keys.ensure_table()
             await rate_limiter.ensure_table()
+            await intake.ensure_table()
             await ai.ensure_resources()
         except BaseException:
             await services.aclose()

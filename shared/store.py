@@ -25,6 +25,7 @@ from azure.core.exceptions import (
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
+from shared.callback_state import CallbackState
 from shared.errors import Conflict, NotFound, ServiceUnavailable
 from shared.jobs import Job, JobStatus, JobType, utcnow
 from shared.payloads import MAX_INLINE_CHARS, PayloadStore
@@ -326,6 +327,9 @@ class JobStore:
             "idempotency_key": job.idempotency_key,
             "request_hash": job.request_hash,
             "deleted_at": job.deleted_at,
+            "callback_url": job.callback_url,
+            "callback_status": job.callback.status.value if job.callback else None,
+            "callback_json": job.callback.to_json() if job.callback else None,
         }
         return {name: value for name, value in entity.items() if value is not None}
 
@@ -362,6 +366,10 @@ def _from_entity(entity: Any) -> Job:
         idempotency_key=entity.get("idempotency_key"),
         request_hash=entity.get("request_hash"),
         deleted_at=entity.get("deleted_at"),
+        callback_url=entity.get("callback_url"),
+        callback=CallbackState.from_json(entity["callback_json"])
+        if entity.get("callback_json")
+        else None,
         etag=entity.metadata.get("etag"),
     )
 
@@ -379,3 +387,6 @@ def _truncate(text: str | None, limit: int = 4000) -> str | None:
     if text is None or len(text) <= limit:
         return text
     return text[: limit - 1] + "…"
+
+
+job_from_entity = _from_entity  # for stores built on this one (shared/callbacks/notify.py)

@@ -18,6 +18,7 @@ from typing import TypeVar
 from shared import metrics
 from shared.auth.caller import Caller
 from shared.backpressure import Backpressure
+from shared.callbacks.policy import CallbackPolicy
 from shared.errors import (
     Conflict,
     ConveyorError,
@@ -27,6 +28,7 @@ from shared.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
+from shared.intake import IntakeSwitches
 from shared.jobs import (
     EmbedRequest,
     Job,
@@ -83,6 +85,8 @@ class JobService:
         rate_limiter: RateLimiter | None = None,
         submits_per_minute: int = 0,
         backpressure: Backpressure | None = None,
+        intake: IntakeSwitches | None = None,
+        callbacks: CallbackPolicy | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -93,6 +97,8 @@ class JobService:
         self._rate_limiter = rate_limiter
         self._submits_per_minute = submits_per_minute
         self._backpressure = backpressure
+        self._intake = intake
+        self._callbacks = callbacks or CallbackPolicy(())
 
     async def submit(
         self, request: AnyJobRequest, *, caller: Caller, idempotency_key: str | None = None
@@ -102,6 +108,9 @@ class JobService:
         input_data = request.input.model_dump(mode="json")
         fingerprint = request_fingerprint(request.type, input_data)
         deadline = _Deadline(self._budget)
+        if self._intake is not None:  # a paused type: 503 before anything is written
+            await deadline.run(self._intake.check(request.type))
+        await deadline.run(self._callbacks.check(request.callback_url), what="DNS")
         if self._backpressure is not None:
             await deadline.run(self._backpressure.check(request.type), what="Service Bus")
         rate = await self._count_against_limit(caller, request.type, deadline)
@@ -127,6 +136,7 @@ class JobService:
             input=input_data,
             idempotency_key=idempotency_key,
             request_hash=fingerprint,
+            callback_url=request.callback_url,
         )
         try:
             job = await deadline.run(self._store.create(job))

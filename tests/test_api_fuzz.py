@@ -55,6 +55,10 @@ def test_the_api_matches_its_openapi_document(host: HostProcess, tmp_path: Path)
             f"x-api-key: {ADMIN_KEY}",
             "--checks",
             "all",
+            # Pausing intake would turn every later submit of that type into a 503 by design;
+            # tests/integration/test_intake.py covers the route.
+            "--exclude-operation-id",
+            "set_intake",
             "--max-examples",
             str(EXAMPLES),
             "--seed",

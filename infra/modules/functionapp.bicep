@@ -23,6 +23,10 @@ param apiKeys array
 @description('Entra ID issuer(s) and audience(s) of bearer tokens (comma-separated); empty: API keys only.')
 param authJwtIssuer string
 param authJwtAudience string
+@description('CALLBACK_ALLOWED_HOSTS: where completion callbacks may go; empty: callbacks off.')
+param callbackAllowedHosts string
+@secure()
+param callbackSigningSecret string
 param maximumInstanceCount int
 param instanceMemoryMB int
 
@@ -46,6 +50,7 @@ var appSettings = {
   SUMMARIZE_QUEUE_NAME: names.queues.summarize
   EMBED_QUEUE_NAME: names.queues.embed
   SYNC_QUEUE_NAME: names.queues.sync
+  CALLBACKS_QUEUE_NAME: names.queues.callbacks
   JOBS_TABLE_NAME: names.tables.jobs
   IDEMPOTENCY_TABLE_NAME: names.tables.idempotency
   AUDIT_TABLE_NAME: names.tables.audit
@@ -71,6 +76,14 @@ var appSettings = {
   EMBEDDING_CACHE_TABLE_NAME: names.tables.embeddingCache
   API_KEYS_TABLE_NAME: names.tables.apiKeys
   RATE_LIMITS_TABLE_NAME: names.tables.rateLimits
+  SWITCHES_TABLE_NAME: names.tables.switches
+  INTAKE_CACHE_SECONDS: '5'
+  CALLBACK_ALLOWED_HOSTS: callbackAllowedHosts
+  CALLBACK_SIGNING_SECRET: callbackSigningSecret
+  CALLBACK_MAX_ATTEMPTS: '8'
+  CALLBACK_RETRY_BASE_SECONDS: '5'
+  CALLBACK_RETRY_MAX_SECONDS: '600'
+  CALLBACK_TIMEOUT_SECONDS: '10'
   AUTH_MODE: 'on'
   API_KEYS: string(apiKeys)
   AUTH_JWT_ISSUER: authJwtIssuer

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from pycep import BicepParser
 
-from shared.config import QUEUE_NAME_SETTINGS, Settings
+from shared.config import CALLBACKS_QUEUE_SETTING, QUEUE_NAME_SETTINGS, Settings
 from tests.infra.bicep import (
     INFRA,
     MAIN,
@@ -199,7 +199,7 @@ def test_azure_gets_the_tier_whose_size_limit_the_emulator_enforces():
 def test_every_trigger_queue_exists_in_azure():
     settings = resolved_app_settings()
     queue_names = {q["Name"] for q in emulator_queues()}
-    for setting in QUEUE_NAME_SETTINGS.values():
+    for setting in [*QUEUE_NAME_SETTINGS.values(), CALLBACKS_QUEUE_SETTING]:
         assert settings[setting] in queue_names, f"{setting}={settings[setting]} has no queue"
 
 
@@ -256,7 +256,7 @@ def test_storage_holds_the_tables_and_containers_the_app_uses():
     settings = Settings.from_env(resolved_app_settings())
     used = {settings.jobs_table, settings.idempotency_table, settings.audit_table}
     used |= {settings.ai.embedding_cache_table, settings.auth.api_keys_table}
-    used.add(settings.limits.rate_limits_table)
+    used |= {settings.limits.rate_limits_table, settings.switches_table}
     assert used == set(NAMES["tables"].values())
     assert settings.payload_container == NAMES["containers"]["payloads"]
 
@@ -278,6 +278,8 @@ def test_names_have_one_source_that_everything_follows():
         "tables.embeddingCache": table.ai.embedding_cache_table,
         "tables.apiKeys": table.auth.api_keys_table,
         "tables.rateLimits": table.limits.rate_limits_table,
+        "tables.switches": table.switches_table,
+        "queues.callbacks": table.callbacks.queue,
         "containers.payloads": table.payload_container,
     }
     expected = {
@@ -285,13 +287,15 @@ def test_names_have_one_source_that_everything_follows():
     }
     assert defaults == expected
     sample = json.loads((REPO / "local.settings.sample.json").read_text(encoding="utf-8"))["Values"]
-    assert {sample[s] for s in QUEUE_NAME_SETTINGS.values()} == set(NAMES["queues"].values())
+    queue_settings = [*QUEUE_NAME_SETTINGS.values(), CALLBACKS_QUEUE_SETTING]
+    assert {sample[s] for s in queue_settings} == set(NAMES["queues"].values())
     for setting, role in [
         ("JOBS_TABLE_NAME", "jobs"),
         ("IDEMPOTENCY_TABLE_NAME", "idempotency"),
         ("EMBEDDING_CACHE_TABLE_NAME", "embeddingCache"),
         ("API_KEYS_TABLE_NAME", "apiKeys"),
         ("RATE_LIMITS_TABLE_NAME", "rateLimits"),
+        ("SWITCHES_TABLE_NAME", "switches"),
     ]:
         assert sample[setting] == NAMES["tables"][role]
     assert sample["PAYLOAD_CONTAINER_NAME"] == NAMES["containers"]["payloads"]

@@ -65,6 +65,7 @@ def api_client(
         max_request_bytes=services.settings.max_request_bytes,
         auth=services.settings.auth,
         sync_targets=services.settings.sync_targets,
+        callback_hosts=services.settings.callbacks.allowed_hosts,
     )
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=headers

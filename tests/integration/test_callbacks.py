@@ -1,0 +1,291 @@
+"""Completion callbacks end to end through devtools/host.py: the final status document is
+POSTed, signed, to an allow-listed local receiver; a failing receiver is retried through the
+callbacks queue and never changes the job; disallowed and private targets are 422 at submit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from devtools.downstream_stub import serve_in_thread
+from devtools.host_process import HostProcess, run_host
+from shared.callbacks.notify import CallbackStore
+from shared.config import Settings
+from shared.jobs import JobStatus
+from shared.maintenance import run_maintenance
+from shared.services import build_services
+from tests.fixtures.app import CALLER_HEADERS
+from tests.integration.callback_receiver import Received, create_receiver
+from tests.integration.helpers import api_client, script, wait_for_status
+
+pytestmark = pytest.mark.integration
+
+SECRET = "test-signing-secret-" + "s" * 24
+TERMINAL = {"succeeded", "failed", "dead_lettered", "cancelled"}
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "api.md"
+TEXT = "Queues decouple producers from consumers. " * 3 + "Cats sleep a lot."
+
+
+def documented_verifier() -> Any:
+    """`verify_signature` exactly as docs/api.md shows receivers (the block after the marker)."""
+    text = DOCS.read_text(encoding="utf-8")
+    match = re.search(r"<!-- signature-check -->\s*```python\n(.*?)```", text, re.DOTALL)
+    assert match, "docs/api.md lost its signature-check snippet"
+    namespace: dict[str, Any] = {}
+    exec(compile(match[1], str(DOCS), "exec"), namespace)  # the documented code, as written
+    return namespace["verify_signature"]
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[tuple[str, Received]]:
+    received = Received()
+    with serve_in_thread(create_receiver(received)) as url:
+        yield url, received
+
+
+@pytest.fixture(scope="module")
+def callback_env(app_env: dict[str, str]) -> dict[str, str]:
+    return {
+        **app_env,
+        "CALLBACK_ALLOWED_HOSTS": "http://127.0.0.1",
+        "CALLBACK_SIGNING_SECRET": SECRET,
+        "CALLBACK_RETRY_BASE_SECONDS": "0.2",
+        "CALLBACK_RETRY_MAX_SECONDS": "0.5",
+        "CALLBACK_MAX_ATTEMPTS": "5",
+    }
+
+
+@pytest.fixture(scope="module")
+def host(
+    callback_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HostProcess]:
+    log_path = tmp_path_factory.mktemp("host") / "host.log"
+    with run_host(callback_env, log_path) as running:
+        yield running
+
+
+@pytest.fixture
+async def http(host: HostProcess) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=host.base_url, timeout=10, headers=CALLER_HEADERS
+    ) as client:
+        yield client
+
+
+async def submit(http: httpx.AsyncClient, callback_url: str) -> str:
+    response = await http.post(
+        "/api/jobs",
+        json={"type": "summarize", "input": {"text": TEXT}, "callback_url": callback_url},
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["callback"] == {
+        "url": callback_url,
+        "status": "waiting",
+        "attempts": 0,
+        "last_status_code": None,
+        "last_error": None,
+        "last_attempt_at": None,
+        "next_attempt_at": None,
+        "delivered_at": None,
+    }
+    return str(response.json()["id"])
+
+
+async def callback_settled(
+    http: httpx.AsyncClient, job_id: str, within: float = 40.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + within
+    while True:
+        doc = (await http.get(f"/api/jobs/{job_id}")).json()
+        if (doc.get("callback") or {}).get("status") in ("delivered", "failed"):
+            return dict(doc)
+        assert time.monotonic() < deadline, f"callback of {job_id} still {doc.get('callback')}"
+        await asyncio.sleep(0.2)
+
+
+async def test_a_callback_is_received_and_its_signature_verifies(http, receiver):
+    url, received = receiver
+    path = f"/hooks/{uuid.uuid4().hex[:8]}"
+    job_id = await submit(http, url + path)
+    doc = await callback_settled(http, job_id)
+    assert doc["callback"]["status"] == "delivered"
+    assert doc["callback"]["attempts"] == 1
+    assert doc["callback"]["last_status_code"] == 200
+
+    (call,) = received.at(path)
+    verify = documented_verifier()
+    assert verify(SECRET, call["headers"]["conveyor-signature"], call["body"])
+    assert not verify(
+        "another-secret-" + "x" * 20, call["headers"]["conveyor-signature"], call["body"]
+    )
+    assert not verify(SECRET, call["headers"]["conveyor-signature"], call["body"] + b" ")
+    assert call["headers"]["content-type"] == "application/json"
+    assert call["headers"]["conveyor-delivery"].startswith(f"{job_id}:")
+    posted = json.loads(call["body"])
+    # The final status document, as GET shows it (the callback's own state moved on since).
+    assert posted["id"] == job_id
+    assert posted["status"] == "succeeded"
+    assert posted["result"] == doc["result"]
+    assert {k: v for k, v in posted.items() if k not in ("callback", "links")} == {
+        k: v for k, v in doc.items() if k not in ("callback", "links")
+    }
+    assert posted["callback"]["status"] == "pending"
+    assert posted["links"]["self"].endswith(f"/api/jobs/{job_id}")
+
+
+async def test_a_failing_endpoint_is_retried_then_delivered_and_the_job_never_changes(
+    http, receiver
+):
+    url, received = receiver
+    path = f"/hooks/{uuid.uuid4().hex[:8]}"
+    received.script(path, [503, 503, 503])
+    job_id = await submit(http, url + path)
+    finished = await wait_for_status(http, job_id, TERMINAL)
+    assert finished["status"] == "succeeded"
+    doc = await callback_settled(http, job_id)
+    assert doc["callback"]["status"] == "delivered"
+    assert doc["callback"]["attempts"] == 4
+    assert doc["callback"]["last_status_code"] == 200
+    calls = received.at(path)
+    assert [c["status"] for c in calls] == [503, 503, 503, 200]
+    assert [c["headers"]["conveyor-attempt"] for c in calls] == ["1", "2", "3", "4"]
+    assert len({c["headers"]["conveyor-delivery"] for c in calls}) == 1
+    # The job itself: same status, result, attempt and times as when it finished.
+    for field in ("status", "result", "attempt", "finished_at", "updated_at", "error"):
+        assert doc[field] == finished[field], field
+
+
+async def test_an_endpoint_that_keeps_failing_is_given_up_and_the_job_still_succeeded(
+    http, receiver
+):
+    url, received = receiver
+    path = f"/hooks/{uuid.uuid4().hex[:8]}"
+    received.script(path, [500] * 10)
+    job_id = await submit(http, url + path)
+    doc = await callback_settled(http, job_id)
+    assert doc["status"] == "succeeded"
+    assert doc["callback"]["status"] == "failed"
+    assert doc["callback"]["attempts"] == 5
+    assert doc["callback"]["last_status_code"] == 500
+    assert "gave up after 5 attempts" in doc["callback"]["last_error"]
+    assert len(received.at(path)) == 5
+
+
+async def test_a_host_off_the_allow_list_is_422_naming_the_field(http):
+    response = await http.post(
+        "/api/jobs",
+        json={
+            "type": "summarize",
+            "input": {"text": TEXT},
+            "callback_url": "https://hooks.elsewhere.example/done",
+        },
+    )
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["errors"][0]["field"] == "callback_url"
+    assert "not on the allow-list" in problem["errors"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1]/done",  # loopback, and not on the list
+        "ftp://127.0.0.1/done",
+        "http://user:pw@127.0.0.1/done",
+        "http://127.0.0.1:99999/done",
+        "not a url",
+    ],
+)
+async def test_urls_that_are_not_allowed_are_422(http, url):
+    response = await http.post(
+        "/api/jobs",
+        json={"type": "summarize", "input": {"text": TEXT}, "callback_url": url},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "callback_url"
+
+
+async def test_a_private_address_the_allow_list_does_not_name_is_422(callback_env):
+    """`localhost` is allow-listed by name, but it resolves to 127.0.0.1, which this list
+    does not name: refused at submit, and nothing is written."""
+    env = {**callback_env, "CALLBACK_ALLOWED_HOSTS": "localhost,http://localhost,*.example.com"}
+    services = await build_services(Settings.from_env(env))
+    try:
+        async with api_client(services) as api:
+            before = await services.store.count_by_status(JobStatus.QUEUED)
+            for url in ("https://localhost/done", "http://localhost:8080/done"):
+                response = await api.post(
+                    "/api/jobs",
+                    json={"type": "summarize", "input": {"text": TEXT}, "callback_url": url},
+                )
+                assert response.status_code == 422, response.text
+                (error,) = response.json()["errors"]
+                assert error["field"] == "callback_url"
+                assert "127.0.0.1, a private or reserved address" in error["message"]
+            assert await services.store.count_by_status(JobStatus.QUEUED) == before
+            ip = await api.post(
+                "/api/jobs",
+                json={
+                    "type": "summarize",
+                    "input": {"text": TEXT},
+                    "callback_url": "https://169.254.169.254/latest",
+                },
+            )
+            assert ip.status_code == 422
+            assert ip.json()["errors"][0]["field"] == "callback_url"
+    finally:
+        await services.aclose()
+
+
+async def test_a_cancelled_job_calls_back_and_a_lost_first_message_is_sent_again(
+    callback_env, host, receiver, downstream
+):
+    """The send after the terminal write is lost (this instance has no callbacks queue):
+    the callback stays pending until the maintenance pass sends it; the host delivers it."""
+    url, received = receiver
+    path = f"/hooks/{uuid.uuid4().hex[:8]}"
+    record = f"r-{uuid.uuid4().hex[:8]}"
+    script(downstream, record, [{"status": 200, "delay": 3}])  # keeps the job in flight
+    services = await build_services(Settings.from_env(callback_env))
+    store = services.store
+    assert isinstance(store, CallbackStore)
+    queue, store.callbacks = store.callbacks, None
+    try:
+        async with api_client(services) as api:
+            response = await api.post(
+                "/api/jobs",
+                json={
+                    "type": "sync",
+                    "input": {"target": "crm", "record": {"id": record}},
+                    "callback_url": url + path,
+                },
+            )
+            assert response.status_code == 202, response.text
+            job_id = response.json()["id"]
+            cancelled = (await api.post(f"/api/jobs/{job_id}/cancel")).json()
+            assert cancelled["status"] == "cancelled"
+            assert cancelled["callback"]["status"] == "pending"
+            await asyncio.sleep(1.0)
+            assert received.at(path) == []  # nothing was sent
+
+            store.callbacks = queue
+            report = await run_maintenance(services.dead_letters, services.sweeper, store)
+            assert report.callbacks_redriven == []  # not overdue yet
+            assert await store.redrive_pending(grace_seconds=0) == [job_id]
+            doc = await callback_settled(api, job_id)
+        assert doc["callback"]["status"] == "delivered"
+        (call,) = received.at(path)
+        assert json.loads(call["body"])["status"] == "cancelled"
+    finally:
+        store.callbacks = queue
+        await services.aclose()
