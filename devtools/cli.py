@@ -186,7 +186,9 @@ async def _top(services: Services, args: argparse.Namespace, out: TextIO) -> int
 
 
 async def _maintenance(services: Services, args: argparse.Namespace, out: TextIO) -> int:
-    report = await run_maintenance(services.dead_letters, services.sweeper, services.store)
+    report = await run_maintenance(
+        services.dead_letters, services.sweeper, services.store, services.queue_depths
+    )
     json.dump(report.as_dict(), out, indent=None if args.json else 2)
     out.write("\n")
     return 0

@@ -121,7 +121,9 @@ def create_admin_router(provider: ServicesProvider) -> APIRouter:
     async def maintenance(who: AdminCaller) -> dict[str, Any]:
         services = await provider.get()
         await audit(who, "maintenance", "*")
-        report = await run_maintenance(services.dead_letters, services.sweeper, services.store)
+        report = await run_maintenance(
+            services.dead_letters, services.sweeper, services.store, services.queue_depths
+        )
         return report.as_dict()
 
     @router.get("/audit", summary="The audit log of one UTC day (default: today)")

@@ -23,6 +23,8 @@ def create_blueprint(provider: ServicesProvider) -> func.Blueprint:
     )
     async def maintenance(timer: func.TimerRequest) -> None:
         services = await provider.get()
-        await run_maintenance(services.dead_letters, services.sweeper, services.store)
+        await run_maintenance(
+            services.dead_letters, services.sweeper, services.store, services.queue_depths
+        )
 
     return bp

@@ -69,6 +69,14 @@ class QueueDepths:
         depth = await self._read(queue)
         self._cached[queue] = (time.monotonic() + self._cache_seconds, depth)
 
+    def latest(self) -> dict[str, tuple[int, int]]:
+        """The last depths read, {queue: (active, dead-lettered)}, with no I/O (for gauges)."""
+        return {
+            queue: (depth.active, depth.dead_letter)
+            for queue, (_, depth) in self._cached.items()
+            if depth is not None
+        }
+
     async def all(self) -> dict[str, QueueDepth | None]:
         names = list(self._queues.values())
         depths = await asyncio.gather(*(self.of_name(name) for name in names))

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.backpressure import QueueDepths
 from shared.callbacks.notify import CallbackStore
 from shared.dead_letters import DeadLetterTools
 from shared.store import JobStore
@@ -34,7 +35,10 @@ class MaintenanceReport:
 
 
 async def run_maintenance(
-    dead_letters: DeadLetterTools, sweeper: StuckJobSweeper, store: JobStore | None = None
+    dead_letters: DeadLetterTools,
+    sweeper: StuckJobSweeper,
+    store: JobStore | None = None,
+    depths: QueueDepths | None = None,
 ) -> MaintenanceReport:
     changed: dict[str, int] = {}
     for queue_name in dead_letters.queue_names.values():
@@ -43,6 +47,8 @@ async def run_maintenance(
             log.warning(
                 "%d job rows marked dead_lettered from %s's DLQ", changed[queue_name], queue_name
             )
+    if depths is not None:
+        await depths.all()  # keeps the queue-depth gauge current between submits
     swept = await sweeper.sweep()
     if swept:
         log.warning("re-drove %d stuck jobs: %s", len(swept), ", ".join(swept))

@@ -129,17 +129,25 @@ def job_finished(job: Job) -> None:
         instruments.latency.record(latency, {"type": job_type, "status": job.status.value})
 
 
+_depth_source: list[Callable[[], Mapping[str, tuple[int, int]]]] = []
+
+
 def observe_queue_depths(callback: Callable[[], Mapping[str, tuple[int, int]]]) -> None:
     """Publish queue depths as the gauge conveyor.queue.messages {queue, state}.
 
     `callback` returns {queue name: (active messages, dead-lettered messages)}. It runs on
     every collection (the exporter's thread, or a /api/metrics request), so it must return
     what it already knows, without I/O; a source that polls Service Bus runtime properties
-    keeps the last answer for it. Call once per process.
+    keeps the last answer for it. The gauge is registered on the first call; a later call
+    (new clients in the same process) replaces the source.
     """
+    first = not _depth_source
+    _depth_source[:] = [callback]
+    if not first:
+        return
 
     def observe(options: CallbackOptions) -> Iterable[Observation]:
-        for queue, (active, dead_letter) in callback().items():
+        for queue, (active, dead_letter) in _depth_source[0]().items():
             yield Observation(active, {"queue": queue, "state": "active"})
             yield Observation(dead_letter, {"queue": queue, "state": "dead_letter"})
 

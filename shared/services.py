@@ -13,6 +13,7 @@ from azure.data.tables.aio import TableServiceClient
 from azure.servicebus.aio import ServiceBusClient
 from azure.storage.blob.aio import BlobServiceClient
 
+from shared import metrics
 from shared.ai.providers import AIProviders, build_ai
 from shared.audit import AuditLog
 from shared.auth.authenticator import Authenticator
@@ -148,6 +149,7 @@ async def build_services(settings: Settings, *, ensure_resources: bool = True) -
         settings.queue_names,
         settings.limits.queue_depth_cache_seconds,
     )
+    metrics.observe_queue_depths(depths.latest)
     services = Services(
         settings=settings,
         store=store,

@@ -168,6 +168,11 @@ async def test_metrics_move_as_jobs_are_submitted_and_processed(json_host, downs
     assert moved("conveyor_job_latency_seconds_count", type="summarize", status="succeeded") == 1
     assert moved("conveyor_job_latency_seconds_count", type="sync", status="dead_lettered") == 1
     assert moved("conveyor_usage_tokens_total", type="summarize", owner="team-a") > 0
+    # Queue depths, as the submits' backpressure checks last read them from the emulator.
+    depth_samples = {
+        dict(labels)["queue"] for (n, labels) in after if n == "conveyor_queue_messages"
+    }
+    assert {"summarize", "sync"} <= depth_samples
 
     async with httpx.AsyncClient(base_url=json_host.base_url, timeout=10) as anonymous:
         assert (await anonymous.get("/api/metrics")).status_code == 401
