@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from azure.core.exceptions import AzureError, ResourceExistsError
+from azure.core.exceptions import AzureError
 from azure.data.tables.aio import TableClient
 
 from shared.errors import ServiceUnavailable
 from shared.jobs import utcnow
+from shared.tables import ensure_table
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,7 @@ class AuditLog:
         self._table = table
 
     async def ensure_table(self) -> None:
-        try:
-            await self._table.create_table()
-        except ResourceExistsError:
-            pass
-        except AzureError as exc:
-            raise ServiceUnavailable(f"table storage is unreachable: {exc}") from exc
+        await ensure_table(self._table)
 
     async def record(self, actor: str, action: str, target: str, **detail: Any) -> None:
         now = utcnow()

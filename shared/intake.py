@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from azure.core.exceptions import AzureError, ResourceExistsError
+from azure.core.exceptions import AzureError
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
 from shared.errors import ServiceUnavailable
 from shared.jobs import JobType, utcnow
+from shared.tables import ensure_table
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,7 @@ class IntakeSwitches:
         self._lock = asyncio.Lock()
 
     async def ensure_table(self) -> None:
-        try:
-            await self._table.create_table()
-        except ResourceExistsError:
-            pass
-        except AzureError as exc:
-            raise ServiceUnavailable(f"table storage is unreachable: {exc}") from exc
+        await ensure_table(self._table)
 
     async def check(self, job_type: JobType) -> None:
         """Raise ServiceUnavailable (503, code intake_paused) when `job_type` is paused."""

@@ -32,6 +32,7 @@ from azure.data.tables.aio import TableClient
 
 from shared.errors import ServiceUnavailable, Throttled
 from shared.jobs import JobType, utcnow
+from shared.tables import ensure_table
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +65,7 @@ class RateLimiter:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def ensure_table(self) -> None:
-        try:
-            await self._table.create_table()
-        except ResourceExistsError:
-            pass
-        except AzureError as exc:
-            raise ServiceUnavailable(f"table storage is unreachable: {exc}") from exc
+        await ensure_table(self._table)
 
     async def acquire(self, owner: str, job_type: JobType, limit: int) -> RateDecision:
         """Count one submit, or raise Throttled when the window is full."""

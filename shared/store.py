@@ -29,6 +29,7 @@ from shared.callback_state import CallbackState
 from shared.errors import Conflict, NotFound, ServiceUnavailable
 from shared.jobs import Job, JobStatus, JobType, utcnow
 from shared.payloads import MAX_INLINE_CHARS, PayloadStore
+from shared.tables import ensure_table
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +62,7 @@ class JobStore:
 
     async def ensure_tables(self) -> None:
         for table in (self._jobs, self._idempotency):
-            try:
-                await table.create_table()
-            except ResourceExistsError:
-                pass
-            except AzureError as exc:
-                raise ServiceUnavailable(f"table storage is unreachable: {exc}") from exc
+            await ensure_table(table)
         await self.payloads.ensure_container()
 
     # ---- jobs ---------------------------------------------------------------------------

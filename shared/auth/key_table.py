@@ -19,6 +19,7 @@ from azure.data.tables.aio import TableClient
 from shared.auth.api_keys import ApiKeyRecord
 from shared.errors import Conflict, NotFound, ServiceUnavailable
 from shared.jobs import utcnow
+from shared.tables import ensure_table
 
 ROW_KEY = "key"
 MAX_CACHED = 10_000
@@ -31,12 +32,7 @@ class ApiKeyTable:
         self._cache: dict[str, tuple[float, ApiKeyRecord | None]] = {}
 
     async def ensure_table(self) -> None:
-        try:
-            await self._table.create_table()
-        except ResourceExistsError:
-            pass
-        except AzureError as exc:
-            raise ServiceUnavailable(f"table storage is unreachable: {exc}") from exc
+        await ensure_table(self._table)
 
     async def find(self, key_id: str) -> ApiKeyRecord | None:
         """The record for `key_id` (revoked ones too), from the cache when fresh."""
