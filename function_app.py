@@ -21,6 +21,7 @@ asgi_app = create_api(
     max_request_bytes=settings.max_request_bytes,
     auth=settings.auth,
     sync_targets=settings.sync_targets,
+    max_delay_seconds=settings.max_delay_seconds,
 )
 start_telemetry(asgi_app, settings)
 app = func.AsgiFunctionApp(app=asgi_app, http_auth_level=func.AuthLevel.FUNCTION)

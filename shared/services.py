@@ -119,7 +119,7 @@ async def build_services(settings: Settings, *, ensure_resources: bool = True) -
         tables.get_table_client(settings.idempotency_table),
         payloads,
     )
-    queue = JobQueue(service_bus, settings.queue_names)
+    queue = JobQueue(service_bus, settings.queue_names, settings.high_queue_names)
     audit = AuditLog(tables.get_table_client(settings.audit_table))
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
     ai = build_ai(settings.ai, tables)
@@ -132,6 +132,7 @@ async def build_services(settings: Settings, *, ensure_resources: bool = True) -
         service_bus_admin_client(settings.service_bus),
         settings.queue_names,
         settings.limits.queue_depth_cache_seconds,
+        settings.high_queue_names,
     )
     services = Services(
         settings=settings,
@@ -147,6 +148,7 @@ async def build_services(settings: Settings, *, ensure_resources: bool = True) -
             rate_limiter=rate_limiter,
             submits_per_minute=settings.limits.submits_per_minute,
             backpressure=Backpressure(depths, settings.limits.queue_depth_limit),
+            max_delay_seconds=settings.max_delay_seconds,
         ),
         processor=Processor(
             store,

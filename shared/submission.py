@@ -2,6 +2,9 @@
 
 Submit writes the status row FIRST and only then sends the message, so there is never a
 message without a row; when the send fails the row is marked failed, never left queued.
+A delayed job (`run_at` / `delay_seconds`) follows the same order: its row says `scheduled`
+and its message is a scheduled one, whose sequence number is kept on the row so a cancel can
+withdraw it.
 Before anything is written it checks the type's queue depth (backpressure) and counts the
 submit against the caller's rate limit. Every lookup is scoped to the caller: another
 owner's job is answered exactly as a job that does not exist.
@@ -13,7 +16,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from datetime import datetime
+from typing import Any, TypeVar
 
 from shared.auth.caller import Caller
 from shared.backpressure import Backpressure
@@ -31,6 +35,7 @@ from shared.jobs import (
     Job,
     JobStatus,
     JobType,
+    Priority,
     SummarizeRequest,
     SyncRequest,
     new_job_id,
@@ -39,6 +44,7 @@ from shared.jobs import (
 )
 from shared.queue import JobMessage, JobQueue
 from shared.rate_limits import RateDecision, RateLimiter
+from shared.scheduling import due_time
 from shared.store import IdempotencyRecord, JobStore
 
 log = logging.getLogger(__name__)
@@ -47,6 +53,7 @@ AnyJobRequest = SummarizeRequest | EmbedRequest | SyncRequest
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 IDEMPOTENCY_KEY_PATTERN = r"^[ -~]+$"  # printable ASCII: what every HTTP stack carries intact
 UNDO_SECONDS = 2.0  # how long a failed submit may spend undoing what it wrote
+CANCEL_MESSAGE_SECONDS = 2.0  # how long a cancel may spend withdrawing a scheduled message
 T = TypeVar("T")
 
 
@@ -81,6 +88,7 @@ class JobService:
         rate_limiter: RateLimiter | None = None,
         submits_per_minute: int = 0,
         backpressure: Backpressure | None = None,
+        max_delay_seconds: float = 7 * 86400.0,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -91,17 +99,27 @@ class JobService:
         self._rate_limiter = rate_limiter
         self._submits_per_minute = submits_per_minute
         self._backpressure = backpressure
+        self._max_delay = max_delay_seconds
 
     async def submit(
         self, request: AnyJobRequest, *, caller: Caller, idempotency_key: str | None = None
     ) -> Submitted:
         self._check_sync_target(request)
+        due = due_time(
+            request.run_at,
+            request.delay_seconds,
+            now=utcnow(),
+            max_delay_seconds=self._max_delay,
+            both_given={"run_at", "delay_seconds"} <= request.model_fields_set,
+        )
         owner = caller.owner
         input_data = request.input.model_dump(mode="json")
-        fingerprint = request_fingerprint(request.type, input_data)
+        fingerprint = request_fingerprint(request.type, input_data, _options(request))
         deadline = _Deadline(self._budget)
         if self._backpressure is not None:
-            await deadline.run(self._backpressure.check(request.type), what="Service Bus")
+            await deadline.run(
+                self._backpressure.check(request.type, request.priority), what="Service Bus"
+            )
         rate = await self._count_against_limit(caller, request.type, deadline)
         job_id = new_job_id()
         if idempotency_key is not None:
@@ -118,13 +136,15 @@ class JobService:
         job = Job(
             id=job_id,
             type=request.type,
-            status=JobStatus.QUEUED,
+            status=JobStatus.QUEUED if due is None else JobStatus.SCHEDULED,
             owner=owner,
             created_at=now,
             updated_at=now,
             input=input_data,
             idempotency_key=idempotency_key,
             request_hash=fingerprint,
+            priority=request.priority,
+            run_at=due,
         )
         try:
             job = await deadline.run(self._store.create(job))
@@ -136,7 +156,9 @@ class JobService:
             raise
 
         try:
-            await deadline.run(self._queue.send(JobMessage.of_job(job)), what="Service Bus")
+            sequence_number = await deadline.run(
+                self._queue.send(JobMessage.of_job(job), scheduled_at=due), what="Service Bus"
+            )
         except MessageTooLarge:
             await self._undo(job, owner, idempotency_key, "message_too_large")
             raise
@@ -152,7 +174,16 @@ class JobService:
             error = ServiceUnavailable(detail, code="enqueue_failed")
             error.details["job_id"] = job.id
             raise error from exc
-        log.info("job %s (%s) queued for %s", job.id, job.type.value, owner)
+        if due is not None and sequence_number is not None:
+            job = await self._record_sequence_number(job, sequence_number, deadline)
+        log.info(
+            "job %s (%s, %s) %s for %s",
+            job.id,
+            job.type.value,
+            job.priority.value,
+            "queued" if due is None else f"scheduled at {due.isoformat()}",
+            owner,
+        )
         return Submitted(job=job, created=True, rate=rate)
 
     async def get(self, job_id: str, caller: Caller) -> Job:
@@ -166,9 +197,12 @@ class JobService:
 
     async def cancel(self, job_id: str, caller: Caller) -> Job:
         """Stop a job that has not finished: it becomes `cancelled` and its message, when a
-        worker gets it, is completed unrun."""
+        worker gets it, is completed unrun. A scheduled job's message is withdrawn too; when
+        that fails the job is cancelled all the same (the worker completes it unrun)."""
+        seen: list[Job] = []
 
         def to_cancelled(job: Job) -> Job:
+            seen.append(job)
             _check_visible(job, caller)
             if job.status.is_terminal:
                 raise Conflict(
@@ -182,6 +216,9 @@ class JobService:
         except NotFound:
             raise _no_such_job(job_id) from None
         log.info("job %s cancelled by %s", job_id, caller.owner)
+        before = seen[-1]
+        if before.status is JobStatus.SCHEDULED and before.scheduled_sequence_number is not None:
+            await self._withdraw_scheduled(before, before.scheduled_sequence_number)
         return job
 
     async def delete(self, job_id: str, caller: Caller) -> None:
@@ -196,6 +233,31 @@ class JobService:
             )
         await self._store.delete(job)
         log.info("job %s deleted", job_id)
+
+    async def _record_sequence_number(
+        self, job: Job, sequence_number: int, deadline: _Deadline
+    ) -> Job:
+        """Keep the scheduled message's number on the row (for a cancel). The job is
+        scheduled whether or not this write succeeds: without the number a cancel still
+        stops it, and the worker completes its message unrun."""
+
+        def record(row: Job) -> Job | None:
+            if row.status is not JobStatus.SCHEDULED:
+                return None  # already due and running, or cancelled meanwhile
+            return replace(row, scheduled_sequence_number=sequence_number)
+
+        try:
+            return await deadline.run(self._store.update(job.id, record, known=job))
+        except ConveyorError as exc:
+            log.warning("job %s: scheduled; its sequence number not stored: %s", job.id, exc)
+            return job
+
+    async def _withdraw_scheduled(self, job: Job, sequence_number: int) -> None:
+        try:
+            async with asyncio.timeout(CANCEL_MESSAGE_SECONDS):
+                await self._queue.cancel_scheduled(job.type, job.priority, sequence_number)
+        except (TimeoutError, ConveyorError) as exc:
+            log.warning("job %s: scheduled message kept (%r); completed unrun later", job.id, exc)
 
     async def _count_against_limit(
         self, caller: Caller, job_type: JobType, deadline: _Deadline
@@ -270,7 +332,7 @@ class JobService:
 
     async def _mark_enqueue_failed(self, job: Job, reason: str) -> None:
         def fail(current: Job) -> Job | None:
-            if current.status is not JobStatus.QUEUED:
+            if current.status not in (JobStatus.QUEUED, JobStatus.SCHEDULED):
                 return None  # the message went out after all and a worker has it
             return current.moved_to(
                 JobStatus.FAILED, error_code="enqueue_failed", error_message=reason
@@ -287,6 +349,18 @@ def _check_visible(job: Job, caller: Caller) -> None:
     """Deleted jobs and other owners' jobs do not exist for the caller (admins see all)."""
     if job.deleted_at is not None or not caller.may_see(job.owner):
         raise _no_such_job(job.id)
+
+
+def _options(request: AnyJobRequest) -> dict[str, Any]:
+    """What a request asks besides its input, for its fingerprint (defaults left out)."""
+    options: dict[str, Any] = {}
+    if request.priority is not Priority.NORMAL:
+        options["priority"] = request.priority.value
+    if isinstance(request.run_at, datetime):
+        options["run_at"] = request.run_at.isoformat()
+    if request.delay_seconds is not None:
+        options["delay_seconds"] = request.delay_seconds
+    return options
 
 
 def _never_queued(job: Job) -> bool:

@@ -65,6 +65,7 @@ def api_client(
         max_request_bytes=services.settings.max_request_bytes,
         auth=services.settings.auth,
         sync_targets=services.settings.sync_targets,
+        max_delay_seconds=services.settings.max_delay_seconds,
     )
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=headers
