@@ -211,7 +211,6 @@ class _Request(BaseModel):
     )
     run_at: AwareDatetime | None = Field(
         default=None,
-        strict=True,
         description="Start no earlier than this time (RFC 3339 with a time zone), at most "
         "MAX_DELAY_SECONDS from now. Not with delay_seconds.",
     )
@@ -221,6 +220,14 @@ class _Request(BaseModel):
         description="Start no earlier than this many seconds from now, at most "
         "MAX_DELAY_SECONDS. Not with run_at.",
     )
+
+    @field_validator("run_at", mode="before")
+    @classmethod
+    def _rfc3339_text(cls, value: Any) -> Any:
+        # Pydantic would read a number as a Unix time; the document promises a string.
+        if value is not None and not isinstance(value, str | datetime):
+            raise ValueError("must be an RFC 3339 date-time string with a time zone")
+        return value
 
 
 class SummarizeRequest(_Request):
