@@ -44,7 +44,8 @@ def due_time(
             )
         due = now + timedelta(seconds=delay_seconds)
     elif run_at is not None:
-        ahead = (run_at - now).total_seconds()  # before converting: year 1 may not have a UTC
+        # Checked before converting: a run_at in year 1 may have no UTC time to convert to.
+        ahead = (run_at - now).total_seconds()
         if ahead > max_delay_seconds:
             raise _invalid(
                 "run_at",
