@@ -113,6 +113,9 @@ async def test_high_jobs_finish_before_a_normal_backlog_of_their_type(http, down
     assert {doc["status"] for doc in done.values()} == {"succeeded"}
     assert done[high[2]["id"]]["attempt"] == 2
     last_normal = max(moment(done[doc["id"]]["finished_at"]) for doc in normal)
+    order = sorted(done, key=lambda job_id: moment(done[job_id]["finished_at"]))
+    places = [order.index(doc["id"]) + 1 for doc in high]
+    print(f"\npriority: high jobs finished {places} of {len(order)} (backlog {BACKLOG})")
     for doc in high:
         assert moment(done[doc["id"]]["finished_at"]) < last_normal, done[doc["id"]]
 
