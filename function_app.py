@@ -22,6 +22,7 @@ asgi_app = create_api(
     auth=settings.auth,
     sync_targets=settings.sync_targets,
     callback_hosts=settings.callbacks.allowed_hosts,
+    max_delay_seconds=settings.max_delay_seconds,
 )
 start_telemetry(asgi_app, settings)
 app = func.AsgiFunctionApp(app=asgi_app, http_auth_level=func.AuthLevel.FUNCTION)

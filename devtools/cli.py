@@ -112,7 +112,7 @@ async def _dlq(services: Services, args: argparse.Namespace, out: TextIO) -> int
     tools = services.dead_letters
     actor = f"cli:{getpass.getuser()}"
     if args.action == "list":
-        queues = [args.queue] if args.queue else list(tools.queue_names.values())
+        queues = [args.queue] if args.queue else list(tools.queue_names)
         grouped: dict[str, dict[str, list[dict[str, Any]]]] = {}
         for queue in queues:
             for entry in await tools.peek(queue, limit=args.limit):

@@ -54,9 +54,11 @@ class JobDocument(BaseModel):
     id: str
     type: str
     status: str
+    priority: str = "normal"
     attempt: int
     created_at: str
     updated_at: str
+    run_at: str | None = None  # a delayed job: not started before this time
     started_at: str | None = None
     finished_at: str | None = None
     result: Any = None
@@ -76,9 +78,11 @@ def job_document(job: Job, base_url: str) -> JobDocument:
         id=job.id,
         type=job.type.value,
         status=job.status.value,
+        priority=job.priority.value,
         attempt=job.attempt,
         created_at=job.created_at.isoformat(),
         updated_at=job.updated_at.isoformat(),
+        run_at=job.run_at.isoformat() if job.run_at else None,
         started_at=job.started_at.isoformat() if job.started_at else None,
         finished_at=job.finished_at.isoformat() if job.finished_at else None,
         result=job.result,
@@ -113,6 +117,7 @@ def create_api(
     auth: AuthSettings,
     sync_targets: Mapping[str, str] | None = None,
     callback_hosts: Sequence[AllowEntry] = (),
+    max_delay_seconds: float | None = None,
 ) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -132,7 +137,7 @@ def create_api(
     )
     app.add_middleware(BodySizeLimit, max_bytes=max_request_bytes)
     install_error_handlers(app)
-    install_openapi(app, sync_targets or {})
+    install_openapi(app, sync_targets or {}, max_delay_seconds)
     install_callback_schema(app, callback_hosts)
     app.state.authenticator = build_authenticator(auth, provider)
     app.include_router(create_admin_router(provider))

@@ -5,8 +5,9 @@ the edge, not the route, so it is added here, once: problem documents
 (application/problem+json) for 422 (a parameter or body that does not validate), 500 and 503,
 and, where a body is read, 400 (not JSON), 413 (too large) and 415 (not JSON content).
 FastAPI's own 422 schema (HTTPValidationError) is replaced, since the edge never sends it.
-The sync job's `target` is narrowed to the configured targets, so a document-valid request
-is never refused for naming an unknown one.
+The sync job's `target` is narrowed to the configured targets, and `delay_seconds` to the
+configured horizon (MAX_DELAY_SECONDS), so a document-valid request is never refused for
+naming an unknown target or too long a delay.
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ def problem_response(description: str) -> dict[str, Any]:
     }
 
 
-def install_openapi(app: FastAPI, sync_targets: Mapping[str, str]) -> None:
+def install_openapi(
+    app: FastAPI, sync_targets: Mapping[str, str], max_delay_seconds: float | None = None
+) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(
@@ -71,6 +74,8 @@ def install_openapi(app: FastAPI, sync_targets: Mapping[str, str]) -> None:
             )
             _document_problems(schema)
             _narrow_sync_targets(schema, sync_targets)
+            if max_delay_seconds is not None:
+                _narrow_delays(schema, max_delay_seconds)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -110,3 +115,13 @@ def _narrow_sync_targets(schema: dict[str, Any], sync_targets: Mapping[str, str]
     else:
         target["enum"] = []  # nothing can be synced until SYNC_TARGETS names a target
     target["description"] = "One of the targets configured in SYNC_TARGETS."
+
+
+def _narrow_delays(schema: dict[str, Any], max_delay_seconds: float) -> None:
+    for name, model in schema.get("components", {}).get("schemas", {}).items():
+        if not name.endswith("Request"):
+            continue
+        delay = model.get("properties", {}).get("delay_seconds", {})
+        for branch in delay.get("anyOf", [delay]):
+            if branch.get("type") == "number":
+                branch["maximum"] = max_delay_seconds

@@ -1,5 +1,10 @@
-"""Service Bus queue triggers, one per job type: receive, hand to shared.consumer, settle.
-One more trigger delivers completion callbacks from the callbacks queue (shared/callbacks).
+"""Service Bus queue triggers, two per job type: receive, hand to shared.consumer, settle.
+
+`<type>_worker` takes the type's queue and `<type>_high_worker` its high-priority queue. Each
+trigger has concurrency slots of its own in the Functions host (and scales on its own queue's
+length on Flex Consumption), so a high job never waits behind a backlog of normal ones
+(docs/architecture.md#priorities). One more trigger delivers completion callbacks from the
+callbacks queue (shared/callbacks).
 
 Messages are peek-locked with auto-complete off; the Outcome decides the settlement. If
 processing itself breaks (Storage down, say), the message is abandoned so Service Bus
@@ -13,9 +18,14 @@ import azure.functions as func
 import azurefunctions.extensions.bindings.servicebus as servicebus
 
 from functions.http_api import job_document_bytes
-from shared.config import CALLBACKS_QUEUE_SETTING, QUEUE_NAME_SETTINGS, SERVICE_BUS
+from shared.config import (
+    CALLBACKS_QUEUE_SETTING,
+    HIGH_QUEUE_NAME_SETTINGS,
+    QUEUE_NAME_SETTINGS,
+    SERVICE_BUS,
+)
 from shared.consumer import Delivery, handle_delivery
-from shared.jobs import JobType
+from shared.jobs import JobType, Priority
 from shared.queue import body_bytes, traceparent_of
 from shared.services import ServicesProvider
 
@@ -53,13 +63,14 @@ async def deliver(
     job_type: JobType,
     message: servicebus.ServiceBusReceivedMessage,
     actions: servicebus.ServiceBusMessageActions,
+    priority: Priority = Priority.NORMAL,
 ) -> None:
     settlement = FunctionsSettlement(message, actions)
     try:
         services = await provider.get()
         delivery = Delivery(
             body=body_bytes(message),
-            queue=services.queue.queue_names[job_type],
+            queue=services.queue.name_for(job_type, priority),
             message_id=message.message_id,
             traceparent=traceparent_of(message),
         )
@@ -80,9 +91,16 @@ async def deliver(
 def create_blueprint(provider: ServicesProvider) -> func.Blueprint:
     bp = func.Blueprint()
     for job_type in JobType:
-        _register_worker(bp, job_type, provider)
+        for priority in Priority:
+            _register_worker(bp, job_type, priority, provider)
     _register_callback_worker(bp, provider)
     return bp
+
+
+def worker_name(job_type: JobType, priority: Priority = Priority.NORMAL) -> str:
+    """`sync_worker`, `sync_high_worker`: the function names (AzureWebJobs.<name>.Disabled)."""
+    infix = "" if priority is Priority.NORMAL else f"_{priority.value}"
+    return f"{job_type.value}{infix}_worker"
 
 
 async def deliver_callback(
@@ -125,18 +143,22 @@ def _register_callback_worker(bp: func.Blueprint, provider: ServicesProvider) ->
     )
 
 
-def _register_worker(bp: func.Blueprint, job_type: JobType, provider: ServicesProvider) -> None:
+def _register_worker(
+    bp: func.Blueprint, job_type: JobType, priority: Priority, provider: ServicesProvider
+) -> None:
     async def worker(
         msg: servicebus.ServiceBusReceivedMessage,
         message_actions: servicebus.ServiceBusMessageActions,
     ) -> None:
-        await deliver(provider, job_type, msg, message_actions)
+        await deliver(provider, job_type, msg, message_actions, priority)
 
-    worker.__name__ = worker.__qualname__ = f"{job_type.value}_worker"
-    bp.function_name(f"{job_type.value}_worker")(
+    name = worker_name(job_type, priority)
+    settings = HIGH_QUEUE_NAME_SETTINGS if priority is Priority.HIGH else QUEUE_NAME_SETTINGS
+    worker.__name__ = worker.__qualname__ = name
+    bp.function_name(name)(
         bp.service_bus_queue_trigger(
             arg_name="msg",
-            queue_name=f"%{QUEUE_NAME_SETTINGS[job_type]}%",
+            queue_name=f"%{settings[job_type]}%",
             connection=SERVICE_BUS,
             auto_complete_messages=False,
         )(worker)

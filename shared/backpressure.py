@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import ServiceUnavailable
-from shared.jobs import JobType
+from shared.jobs import JobType, Priority
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +39,27 @@ class QueueDepths:
     """Runtime message counts per queue, read through `admin` (an aio
     ServiceBusAdministrationClient) and cached for `cache_seconds`."""
 
-    def __init__(self, admin: Any, queue_names: Mapping[JobType, str], cache_seconds: float):
+    def __init__(
+        self,
+        admin: Any,
+        queue_names: Mapping[JobType, str],
+        cache_seconds: float,
+        high_queue_names: Mapping[JobType, str] | None = None,
+    ):
         self._admin = admin
         self._queues = dict(queue_names)
+        self._high_queues = dict(high_queue_names or queue_names)
         self._cache_seconds = cache_seconds
         self._cached: dict[str, tuple[float, QueueDepth | None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._refreshing: dict[str, asyncio.Task[None]] = {}
 
-    async def of(self, job_type: JobType) -> QueueDepth | None:
+    async def of(
+        self, job_type: JobType, priority: Priority = Priority.NORMAL
+    ) -> QueueDepth | None:
         """The queue's depth; None when it cannot be read now (the error is logged)."""
-        return await self.of_name(self._queues[job_type])
+        queues = self._high_queues if priority is Priority.HIGH else self._queues
+        return await self.of_name(queues[job_type])
 
     async def of_name(self, queue: str) -> QueueDepth | None:
         cached = self._cached.get(queue)
@@ -78,7 +88,7 @@ class QueueDepths:
         }
 
     async def all(self) -> dict[str, QueueDepth | None]:
-        names = list(self._queues.values())
+        names = list(dict.fromkeys([*self._queues.values(), *self._high_queues.values()]))
         depths = await asyncio.gather(*(self.of_name(name) for name in names))
         return dict(zip(names, depths, strict=True))
 
@@ -102,20 +112,22 @@ class QueueDepths:
 
 
 class Backpressure:
-    """Refuses submits of a type whose queue holds more than `max_active` active messages."""
+    """Refuses submits of a type whose queue holds more than `max_active` active messages
+    (for a high-priority job, the type's high queue: a normal backlog does not refuse it)."""
 
     def __init__(self, depths: QueueDepths, max_active: int, retry_after: float = 30.0) -> None:
         self.depths = depths
         self._max_active = max_active
         self._retry_after = retry_after
 
-    async def check(self, job_type: JobType) -> None:
+    async def check(self, job_type: JobType, priority: Priority = Priority.NORMAL) -> None:
         if self._max_active <= 0:
             return
-        depth = await self.depths.of(job_type)
+        depth = await self.depths.of(job_type, priority)
         if depth is not None and depth.active > self._max_active:
+            which = job_type.value if priority is Priority.NORMAL else f"{job_type.value} high"
             raise ServiceUnavailable(
-                f"the {job_type.value} queue holds {depth.active} jobs, over its limit of "
+                f"the {which} queue holds {depth.active} jobs, over its limit of "
                 f"{self._max_active}; nothing was submitted: retry later",
                 retry_after=self._retry_after,
                 code="queue_full",

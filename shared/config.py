@@ -52,6 +52,10 @@ class SettingsTable(BaseModel):
     summarize_queue: str = Field("summarize", alias="SUMMARIZE_QUEUE_NAME")
     embed_queue: str = Field("embed", alias="EMBED_QUEUE_NAME")
     sync_queue: str = Field("sync", alias="SYNC_QUEUE_NAME")
+    # `priority: high` jobs: a queue (and a trigger) of their own per type.
+    summarize_high_queue: str = Field("summarize-high", alias="SUMMARIZE_HIGH_QUEUE_NAME")
+    embed_high_queue: str = Field("embed-high", alias="EMBED_HIGH_QUEUE_NAME")
+    sync_high_queue: str = Field("sync-high", alias="SYNC_HIGH_QUEUE_NAME")
     jobs_table: str = Field("jobs", alias="JOBS_TABLE_NAME")
     idempotency_table: str = Field("idempotency", alias="IDEMPOTENCY_TABLE_NAME")
     audit_table: str = Field("audit", alias="AUDIT_TABLE_NAME")
@@ -107,6 +111,8 @@ class SettingsTable(BaseModel):
     # A row still `queued` this long was never sent (the submit died): maintenance re-sends it.
     # Keep it under Service Bus duplicate detection's window (10 minutes in infra/).
     queued_grace_seconds: Seconds = Field(120.0, alias="QUEUED_GRACE_SECONDS")
+    # How far ahead a delayed job (run_at / delay_seconds) may be scheduled: 7 days.
+    max_delay_seconds: Seconds = Field(7 * 86400.0, le=366 * 86400, alias="MAX_DELAY_SECONDS")
     # Storage and Service Bus calls of one submit share this deadline (then 503).
     submit_budget_seconds: Seconds = Field(4.0, le=60, alias="SUBMIT_BUDGET_SECONDS")
 
@@ -191,6 +197,9 @@ def _alias(field_name: str) -> str:
 # The setting that names each job type's queue (the Functions triggers bind to `%NAME%`).
 QUEUE_NAME_SETTINGS: Mapping[JobType, str] = {t: _alias(f"{t.value}_queue") for t in JobType}
 CALLBACKS_QUEUE_SETTING = _alias("callbacks_queue")  # the callback trigger's `%NAME%`
+HIGH_QUEUE_NAME_SETTINGS: Mapping[JobType, str] = {
+    t: _alias(f"{t.value}_high_queue") for t in JobType
+}
 TIMEOUT_SETTINGS: Mapping[JobType, str] = {t: _alias(f"{t.value}_timeout_seconds") for t in JobType}
 
 
@@ -276,6 +285,7 @@ class Settings:
     service_bus: ServiceBusSettings
     storage: StorageSettings
     queue_names: Mapping[JobType, str]
+    high_queue_names: Mapping[JobType, str]
     jobs_table: str
     idempotency_table: str
     payload_container: str
@@ -287,6 +297,7 @@ class Settings:
     stuck_grace_seconds: float
     queued_grace_seconds: float
     submit_budget_seconds: float
+    max_delay_seconds: float
     ai: AISettings
     telemetry: TelemetrySettings
     auth: AuthSettings
@@ -347,6 +358,11 @@ def _build(env: Mapping[str, str]) -> Settings:
             JobType.EMBED: table.embed_queue,
             JobType.SYNC: table.sync_queue,
         },
+        high_queue_names={
+            JobType.SUMMARIZE: table.summarize_high_queue,
+            JobType.EMBED: table.embed_high_queue,
+            JobType.SYNC: table.sync_high_queue,
+        },
         jobs_table=table.jobs_table,
         idempotency_table=table.idempotency_table,
         payload_container=table.payload_container,
@@ -362,6 +378,7 @@ def _build(env: Mapping[str, str]) -> Settings:
         stuck_grace_seconds=table.stuck_grace_seconds,
         queued_grace_seconds=table.queued_grace_seconds,
         submit_budget_seconds=table.submit_budget_seconds,
+        max_delay_seconds=table.max_delay_seconds,
         ai=ai,
         telemetry=TelemetrySettings(
             connection_string=table.appinsights_connection_string,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -28,7 +28,7 @@ from shared.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from shared.jobs import Job, JobStatus, JobType
+from shared.jobs import Job, JobStatus
 from shared.logs import job_fields
 from shared.queue import JobMessage, JobQueue, body_bytes
 from shared.store import JobStore
@@ -110,11 +110,12 @@ class DeadLetterTools:
         self._reconciled_up_to: dict[str, int] = {}
 
     @property
-    def queue_names(self) -> Mapping[JobType, str]:
-        return self._queue.queue_names
+    def queue_names(self) -> list[str]:
+        """Every queue whose dead letters these tools see (normal and high per type)."""
+        return self._queue.all_queue_names
 
     def check_queue(self, name: str) -> str:
-        known = sorted(self.queue_names.values())
+        known = sorted(self.queue_names)
         if name not in known:
             raise NotFound(f"unknown queue {name!r}; queues: {', '.join(known)}")
         return name
@@ -146,7 +147,7 @@ class DeadLetterTools:
     async def summary(self, *, limit: int = 100) -> dict[str, dict[str, list[DeadLetterEntry]]]:
         """Dead letters per queue, grouped by reason."""
         grouped: dict[str, dict[str, list[DeadLetterEntry]]] = {}
-        for queue_name in self.queue_names.values():
+        for queue_name in self.queue_names:
             by_reason: dict[str, list[DeadLetterEntry]] = {}
             for entry in await self.peek(queue_name, limit=limit):
                 by_reason.setdefault(entry.reason or "(none)", []).append(entry)

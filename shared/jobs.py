@@ -13,7 +13,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from shared.callback_state import CallbackState
 from shared.errors import InvalidTransition, NotFound
@@ -35,8 +42,14 @@ class JobType(StrEnum):
         return [member.value for member in cls]
 
 
+class Priority(StrEnum):
+    NORMAL = "normal"  # the type's queue
+    HIGH = "high"  # the type's high queue, with a trigger of its own: never behind normal work
+
+
 class JobStatus(StrEnum):
     QUEUED = "queued"  # row written, message sent (or being sent)
+    SCHEDULED = "scheduled"  # row written, a scheduled message waits for the job's run_at
     RUNNING = "running"  # a worker holds the message and runs the handler
     RETRYING = "retrying"  # a transient failure; a delayed copy of the message is scheduled
     SUCCEEDED = "succeeded"  # result stored
@@ -59,6 +72,16 @@ ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.QUEUED: frozenset(
         {
             JobStatus.RUNNING,
+            JobStatus.RETRYING,
+            JobStatus.FAILED,
+            JobStatus.DEAD_LETTERED,
+            JobStatus.CANCELLED,
+        }
+    ),
+    JobStatus.SCHEDULED: frozenset(
+        {
+            JobStatus.RUNNING,
+            JobStatus.QUEUED,
             JobStatus.RETRYING,
             JobStatus.FAILED,
             JobStatus.DEAD_LETTERED,
@@ -174,13 +197,44 @@ class SyncInput(_Input):
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """What every job request may carry besides its type and input. `run_at` and
+    `delay_seconds` exclude each other; how far ahead either may reach is a setting
+    (MAX_DELAY_SECONDS), checked at submit (shared/scheduling.py)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"not": {"required": ["run_at", "delay_seconds"]}},
+    )
     callback_url: str | None = Field(
         default=None,
         max_length=2048,
         description="POSTed the final status document, signed, when the job finishes; its "
         "host must be on the allow-list (docs/api.md#completion-callbacks).",
     )
+
+    priority: Priority = Field(
+        default=Priority.NORMAL,
+        description="`high` jobs go to a queue of their own and never wait behind `normal` ones.",
+    )
+    run_at: AwareDatetime | None = Field(
+        default=None,
+        description="Start no earlier than this time (RFC 3339 with a time zone), at most "
+        "MAX_DELAY_SECONDS from now. Not with delay_seconds.",
+    )
+    delay_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        description="Start no earlier than this many seconds from now, at most "
+        "MAX_DELAY_SECONDS. Not with run_at.",
+    )
+
+    @field_validator("run_at", mode="before")
+    @classmethod
+    def _rfc3339_text(cls, value: Any) -> Any:
+        # Pydantic would read a number as a Unix time; the document promises a string.
+        if value is not None and not isinstance(value, str | datetime):
+            raise ValueError("must be an RFC 3339 date-time string with a time zone")
+        return value
 
 
 class SummarizeRequest(_Request):
@@ -218,11 +272,16 @@ def json_depth(value: Any) -> int:
     return deepest
 
 
-def request_fingerprint(job_type: JobType, input_data: dict[str, Any]) -> str:
-    """A stable hash of what was asked, to tell a repeated submit from a different one."""
-    canonical = json.dumps(
-        {"type": job_type.value, "input": input_data}, sort_keys=True, separators=(",", ":")
-    )
+def request_fingerprint(
+    job_type: JobType, input_data: dict[str, Any], options: dict[str, Any] | None = None
+) -> str:
+    """A stable hash of what was asked, to tell a repeated submit from a different one.
+    `options` holds the request's non-default priority and schedule (absent ones leave the
+    hash as it was before those fields existed)."""
+    asked: dict[str, Any] = {"type": job_type.value, "input": input_data}
+    if options:
+        asked["options"] = options
+    canonical = json.dumps(asked, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -276,6 +335,9 @@ class Job:
     deleted_at: datetime | None = None  # a tombstone: gone for callers, kept for workers
     callback_url: str | None = None
     callback: CallbackState | None = None  # set when a job with a callback_url finishes
+    priority: Priority = Priority.NORMAL
+    run_at: datetime | None = None  # a delayed job: its message is scheduled for this time
+    scheduled_sequence_number: int | None = None  # of that message, to cancel it
     etag: str | None = field(default=None, compare=False)
 
     @property

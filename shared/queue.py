@@ -1,4 +1,5 @@
-"""JobQueue: publishes job messages to one Service Bus queue per job type.
+"""JobQueue: publishes job messages to the Service Bus queues, two per job type: the type's
+queue and its high-priority queue (`priority: high` jobs, each with a trigger of its own).
 
 message_id = job id, so the queue's duplicate detection also guards against a resend of the
 same submit. Senders are opened once per queue and reused for the life of the process.
@@ -21,7 +22,7 @@ from azure.servicebus.exceptions import MessageSizeExceededError
 
 from shared import telemetry
 from shared.errors import MessageTooLarge, PermanentError, ServiceUnavailable
-from shared.jobs import Job, JobType, utcnow
+from shared.jobs import Job, JobType, Priority, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class JobMessage:
     submitted_at: datetime = field(default_factory=utcnow)
     traceparent: str | None = None
     message_id: str | None = None  # None: the job id (what duplicate detection keys on)
+    priority: Priority = Priority.NORMAL  # which of the type's queues it travels on
 
     def to_service_bus(self) -> ServiceBusMessage:
         body: dict[str, Any] = {
@@ -49,6 +51,8 @@ class JobMessage:
             "attempt": self.attempt,
             "submitted_at": self.submitted_at.isoformat(),
         }
+        if self.priority is not Priority.NORMAL:
+            body["priority"] = self.priority.value
         if self.input_ref is not None:
             body["input_ref"] = self.input_ref
         else:
@@ -59,6 +63,8 @@ class JobMessage:
         }
         if self.traceparent:
             properties["traceparent"] = self.traceparent
+        if self.priority is not Priority.NORMAL:
+            properties["priority"] = self.priority.value
         return ServiceBusMessage(
             json.dumps(body, separators=(",", ":")),
             message_id=self.message_id or self.job_id,
@@ -77,6 +83,7 @@ class JobMessage:
             input=job.input,
             input_ref=job.input_ref,
             submitted_at=job.created_at,
+            priority=job.priority,
         )
 
     def next_copy(self, attempt: int, label: str) -> JobMessage:
@@ -93,6 +100,7 @@ class JobMessage:
             job_id = data["job_id"]
             attempt = int(data.get("attempt", 1))
             submitted_at = datetime.fromisoformat(data["submitted_at"])
+            priority = Priority(data.get("priority", Priority.NORMAL))
         except (ValueError, KeyError, TypeError) as exc:
             raise PermanentError(
                 f"message body is not a Conveyor job message: {exc}", code="bad_message"
@@ -106,6 +114,7 @@ class JobMessage:
             input=data.get("input"),
             input_ref=data.get("input_ref"),
             submitted_at=submitted_at,
+            priority=priority,
         )
 
 
@@ -138,17 +147,38 @@ def copy_message_id(job_id: str, label: str) -> str:
 
 
 class JobQueue:
-    def __init__(self, client: ServiceBusClient, queue_names: Mapping[JobType, str]) -> None:
+    def __init__(
+        self,
+        client: ServiceBusClient,
+        queue_names: Mapping[JobType, str],
+        high_queue_names: Mapping[JobType, str] | None = None,
+    ) -> None:
         self._client = client
         self.queue_names = dict(queue_names)
-        self._senders: dict[JobType, ServiceBusSender] = {}
+        # Without high queues (a test's single queue per type) high jobs share the type's.
+        self.high_queue_names = dict(high_queue_names or queue_names)
+        self._senders: dict[str, ServiceBusSender] = {}
         self._lock = asyncio.Lock()
-        self._send_locks = {job_type: asyncio.Lock() for job_type in JobType}
+        self._send_locks = {name: asyncio.Lock() for name in self.all_queue_names}
 
-    async def send(self, message: JobMessage, *, scheduled_at: datetime | None = None) -> None:
-        """Send (or schedule) one job message. Any failure, whatever the SDK raises, is a
+    @property
+    def all_queue_names(self) -> list[str]:
+        """Every queue a job message may be on (each has a dead-letter queue too)."""
+        names = [*self.queue_names.values(), *self.high_queue_names.values()]
+        return list(dict.fromkeys(names))
+
+    def name_for(self, job_type: JobType, priority: Priority = Priority.NORMAL) -> str:
+        names = self.high_queue_names if priority is Priority.HIGH else self.queue_names
+        return names[job_type]
+
+    async def send(
+        self, message: JobMessage, *, scheduled_at: datetime | None = None
+    ) -> int | None:
+        """Send (or schedule) one job message; a scheduled one's sequence number is returned
+        (what `cancel_scheduled` takes). Any failure, whatever the SDK raises, is a
         ServiceUnavailable: the sender is dropped so the next send opens a fresh link."""
-        queue = self.queue_names[message.job_type]
+        queue = self.name_for(message.job_type, message.priority)
+        sequence_number: int | None = None
         with telemetry.producer_span(
             message.job_id, message.job_type.value, queue, message.attempt
         ):
@@ -159,14 +189,15 @@ class JobQueue:
             # The SDK's senders are not coroutine-safe: one send at a time per queue. The
             # sender is looked up INSIDE the lock, so a send never reuses one that a failed
             # send just closed.
-            async with self._send_locks[message.job_type]:
-                sender = await self._sender(message.job_type)
+            async with self._send_locks[queue]:
+                sender = await self._sender(queue)
                 try:
                     sb_message = message.to_service_bus()
                     if scheduled_at is None:
                         await sender.send_messages(sb_message)
                     else:
-                        await sender.schedule_messages(sb_message, scheduled_at)
+                        numbers = await sender.schedule_messages(sb_message, scheduled_at)
+                        sequence_number = int(numbers[0]) if numbers else None
                 except MessageSizeExceededError as exc:
                     raise MessageTooLarge(
                         f"the job message is larger than queue {queue!r} accepts: {exc}"
@@ -174,11 +205,30 @@ class JobQueue:
                 except (Exception, asyncio.CancelledError) as exc:
                     # Cancelled (a deadline ran out) mid-send leaves the link in an unknown
                     # state too: drop it, then let the cancellation go on.
-                    await self._drop_sender(message.job_type, sender)
+                    await self._drop_sender(queue, sender)
                     if isinstance(exc, asyncio.CancelledError):
                         raise
                     raise ServiceUnavailable(f"could not send to queue {queue!r}: {exc}") from exc
         log.info("sent job %s to %s (attempt %d)", message.job_id, queue, message.attempt)
+        return sequence_number
+
+    async def cancel_scheduled(
+        self, job_type: JobType, priority: Priority, sequence_number: int
+    ) -> None:
+        """Withdraw a scheduled message before it is due (ServiceUnavailable on failure)."""
+        queue = self.name_for(job_type, priority)
+        async with self._send_locks[queue]:
+            sender = await self._sender(queue)
+            try:
+                await sender.cancel_scheduled_messages(sequence_number)
+            except (Exception, asyncio.CancelledError) as exc:
+                await self._drop_sender(queue, sender)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                raise ServiceUnavailable(
+                    f"could not cancel scheduled message {sequence_number} on {queue!r}: {exc}"
+                ) from exc
+        log.info("cancelled scheduled message %d on %s", sequence_number, queue)
 
     async def close(self) -> None:
         async with self._lock:
@@ -186,27 +236,25 @@ class JobQueue:
         for sender in senders:
             await sender.close()
 
-    async def _sender(self, job_type: JobType) -> ServiceBusSender:
+    async def _sender(self, queue: str) -> ServiceBusSender:
         """The queue's sender, opened once. Opening happens under the lock: the SDK's sender
         is not safe to open from several coroutines at once."""
         async with self._lock:
-            sender = self._senders.get(job_type)
+            sender = self._senders.get(queue)
             if sender is None:
-                sender = self._client.get_queue_sender(self.queue_names[job_type])
+                sender = self._client.get_queue_sender(queue)
                 try:
                     await sender.__aenter__()
                 except Exception as exc:
-                    raise ServiceUnavailable(
-                        f"could not open queue {self.queue_names[job_type]!r}: {exc}"
-                    ) from exc
-                self._senders[job_type] = sender
+                    raise ServiceUnavailable(f"could not open queue {queue!r}: {exc}") from exc
+                self._senders[queue] = sender
             return sender
 
-    async def _drop_sender(self, job_type: JobType, sender: ServiceBusSender) -> None:
+    async def _drop_sender(self, queue: str, sender: ServiceBusSender) -> None:
         """Forget a sender whose link failed, so the next send opens a fresh one."""
         async with self._lock:
-            if self._senders.get(job_type) is sender:
-                del self._senders[job_type]
+            if self._senders.get(queue) is sender:
+                del self._senders[queue]
         try:
             await asyncio.wait_for(sender.close(), CLOSE_TIMEOUT_SECONDS)
         except Exception:  # closing a broken link may fail or hang too; nothing more to do

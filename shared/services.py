@@ -135,7 +135,7 @@ async def build_services(settings: Settings, *, ensure_resources: bool = True) -
     intake = IntakeSwitches(
         tables.get_table_client(settings.switches_table), settings.intake_cache_seconds
     )
-    queue = JobQueue(service_bus, settings.queue_names)
+    queue = JobQueue(service_bus, settings.queue_names, settings.high_queue_names)
     audit = AuditLog(tables.get_table_client(settings.audit_table))
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
     ai = build_ai(settings.ai, tables)
@@ -148,6 +148,7 @@ async def build_services(settings: Settings, *, ensure_resources: bool = True) -
         service_bus_admin_client(settings.service_bus),
         settings.queue_names,
         settings.limits.queue_depth_cache_seconds,
+        settings.high_queue_names,
     )
     metrics.observe_queue_depths(depths.latest)
     services = Services(
@@ -166,6 +167,7 @@ async def build_services(settings: Settings, *, ensure_resources: bool = True) -
             backpressure=Backpressure(depths, settings.limits.queue_depth_limit),
             intake=intake,
             callbacks=policy,
+            max_delay_seconds=settings.max_delay_seconds,
         ),
         processor=Processor(
             store,

@@ -27,7 +27,7 @@ from azure.data.tables.aio import TableClient
 
 from shared.callback_state import CallbackState
 from shared.errors import Conflict, NotFound, ServiceUnavailable
-from shared.jobs import Job, JobStatus, JobType, utcnow
+from shared.jobs import Job, JobStatus, JobType, Priority, utcnow
 from shared.payloads import MAX_INLINE_CHARS, PayloadStore
 from shared.tables import ensure_table
 
@@ -168,6 +168,26 @@ class JobStore:
             async for entity in self._jobs.query_entities(
                 "RowKey eq @rk and status eq @status",
                 parameters={"rk": JOB_ROW_KEY, "status": status.value},
+                results_per_page=min(limit, 1000),
+            ):
+                jobs.append(_from_entity(entity))
+                if len(jobs) >= limit:
+                    break
+        except AzureError as exc:
+            raise ServiceUnavailable(f"could not query job rows: {exc}") from exc
+        return jobs
+
+    async def list_scheduled(self, *, due_before: datetime, limit: int = 100) -> list[Job]:
+        """Scheduled (delayed) jobs whose run_at is before `due_before` (for the sweeper)."""
+        jobs: list[Job] = []
+        try:
+            async for entity in self._jobs.query_entities(
+                "RowKey eq @rk and status eq @status and run_at lt @due",
+                parameters={
+                    "rk": JOB_ROW_KEY,
+                    "status": JobStatus.SCHEDULED.value,
+                    "due": due_before,
+                },
                 results_per_page=min(limit, 1000),
             ):
                 jobs.append(_from_entity(entity))
@@ -326,6 +346,11 @@ class JobStore:
             "callback_url": job.callback_url,
             "callback_status": job.callback.status.value if job.callback else None,
             "callback_json": job.callback.to_json() if job.callback else None,
+            # Left out when normal, as in rows written before priorities existed.
+            "priority": None if job.priority is Priority.NORMAL else job.priority.value,
+            "run_at": job.run_at,
+            # Sequence numbers are 64-bit: kept as text (a plain int is written as Int32).
+            "scheduled_sequence_number": _optional_text(job.scheduled_sequence_number),
         }
         return {name: value for name, value in entity.items() if value is not None}
 
@@ -366,8 +391,19 @@ def _from_entity(entity: Any) -> Job:
         callback=CallbackState.from_json(entity["callback_json"])
         if entity.get("callback_json")
         else None,
+        priority=Priority(entity.get("priority") or Priority.NORMAL),
+        run_at=entity.get("run_at"),
+        scheduled_sequence_number=_optional_int(entity.get("scheduled_sequence_number")),
         etag=entity.metadata.get("etag"),
     )
+
+
+def _optional_text(value: int | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(getattr(value, "value", value))
 
 
 def _idempotency_partition(owner: str, key: str) -> str:

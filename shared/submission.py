@@ -2,6 +2,9 @@
 
 Submit writes the status row FIRST and only then sends the message, so there is never a
 message without a row; when the send fails the row is marked failed, never left queued.
+A delayed job (`run_at` / `delay_seconds`) follows the same order: its row says `scheduled`
+and its message is a scheduled one, whose sequence number is kept on the row so a cancel can
+withdraw it.
 Before anything is written it checks the type's queue depth (backpressure) and counts the
 submit against the caller's rate limit. Every lookup is scoped to the caller: another
 owner's job is answered exactly as a job that does not exist.
@@ -13,7 +16,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from datetime import datetime
+from typing import Any, TypeVar
 
 from shared import metrics
 from shared.auth.caller import Caller
@@ -34,6 +38,7 @@ from shared.jobs import (
     Job,
     JobStatus,
     JobType,
+    Priority,
     SummarizeRequest,
     SyncRequest,
     new_job_id,
@@ -43,6 +48,7 @@ from shared.jobs import (
 from shared.logs import job_fields
 from shared.queue import JobMessage, JobQueue
 from shared.rate_limits import RateDecision, RateLimiter
+from shared.scheduling import due_time
 from shared.store import IdempotencyRecord, JobStore
 
 log = logging.getLogger(__name__)
@@ -51,6 +57,7 @@ AnyJobRequest = SummarizeRequest | EmbedRequest | SyncRequest
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 IDEMPOTENCY_KEY_PATTERN = r"^[ -~]+$"  # printable ASCII: what every HTTP stack carries intact
 UNDO_SECONDS = 2.0  # how long a failed submit may spend undoing what it wrote
+CANCEL_MESSAGE_SECONDS = 2.0  # how long a cancel may spend withdrawing a scheduled message
 T = TypeVar("T")
 
 
@@ -87,6 +94,7 @@ class JobService:
         backpressure: Backpressure | None = None,
         intake: IntakeSwitches | None = None,
         callbacks: CallbackPolicy | None = None,
+        max_delay_seconds: float = 7 * 86400.0,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -99,20 +107,30 @@ class JobService:
         self._backpressure = backpressure
         self._intake = intake
         self._callbacks = callbacks or CallbackPolicy(())
+        self._max_delay = max_delay_seconds
 
     async def submit(
         self, request: AnyJobRequest, *, caller: Caller, idempotency_key: str | None = None
     ) -> Submitted:
         self._check_sync_target(request)
+        due = due_time(
+            request.run_at,
+            request.delay_seconds,
+            now=utcnow(),
+            max_delay_seconds=self._max_delay,
+            both_given={"run_at", "delay_seconds"} <= request.model_fields_set,
+        )
         owner = caller.owner
         input_data = request.input.model_dump(mode="json")
-        fingerprint = request_fingerprint(request.type, input_data)
+        fingerprint = request_fingerprint(request.type, input_data, _options(request))
         deadline = _Deadline(self._budget)
         if self._intake is not None:  # a paused type: 503 before anything is written
             await deadline.run(self._intake.check(request.type))
         await deadline.run(self._callbacks.check(request.callback_url), what="DNS")
         if self._backpressure is not None:
-            await deadline.run(self._backpressure.check(request.type), what="Service Bus")
+            await deadline.run(
+                self._backpressure.check(request.type, request.priority), what="Service Bus"
+            )
         rate = await self._count_against_limit(caller, request.type, deadline)
         job_id = new_job_id()
         if idempotency_key is not None:
@@ -129,7 +147,7 @@ class JobService:
         job = Job(
             id=job_id,
             type=request.type,
-            status=JobStatus.QUEUED,
+            status=JobStatus.QUEUED if due is None else JobStatus.SCHEDULED,
             owner=owner,
             created_at=now,
             updated_at=now,
@@ -137,6 +155,8 @@ class JobService:
             idempotency_key=idempotency_key,
             request_hash=fingerprint,
             callback_url=request.callback_url,
+            priority=request.priority,
+            run_at=due,
         )
         try:
             job = await deadline.run(self._store.create(job))
@@ -148,7 +168,9 @@ class JobService:
             raise
 
         try:
-            await deadline.run(self._queue.send(JobMessage.of_job(job)), what="Service Bus")
+            sequence_number = await deadline.run(
+                self._queue.send(JobMessage.of_job(job), scheduled_at=due), what="Service Bus"
+            )
         except MessageTooLarge:
             await self._undo(job, owner, idempotency_key, "message_too_large")
             raise
@@ -164,13 +186,17 @@ class JobService:
             error = ServiceUnavailable(detail, code="enqueue_failed")
             error.details["job_id"] = job.id
             raise error from exc
+        if due is not None and sequence_number is not None:
+            job = await self._record_sequence_number(job, sequence_number, deadline)
         metrics.job_submitted(job.type, owner)
         log.info(
-            "job %s (%s) queued for %s",
+            "job %s (%s, %s) %s for %s",
             job.id,
             job.type.value,
+            job.priority.value,
+            "queued" if due is None else f"scheduled at {due.isoformat()}",
             owner,
-            extra=job_fields(job, outcome="queued"),
+            extra=job_fields(job, outcome="queued" if due is None else "scheduled"),
         )
         return Submitted(job=job, created=True, rate=rate)
 
@@ -185,9 +211,12 @@ class JobService:
 
     async def cancel(self, job_id: str, caller: Caller) -> Job:
         """Stop a job that has not finished: it becomes `cancelled` and its message, when a
-        worker gets it, is completed unrun."""
+        worker gets it, is completed unrun. A scheduled job's message is withdrawn too; when
+        that fails the job is cancelled all the same (the worker completes it unrun)."""
+        seen: list[Job] = []
 
         def to_cancelled(job: Job) -> Job:
+            seen.append(job)
             _check_visible(job, caller)
             if job.status.is_terminal:
                 raise Conflict(
@@ -206,6 +235,9 @@ class JobService:
             caller.owner,
             extra=job_fields(job, outcome="cancelled"),
         )
+        before = seen[-1]
+        if before.status is JobStatus.SCHEDULED and before.scheduled_sequence_number is not None:
+            await self._withdraw_scheduled(before, before.scheduled_sequence_number)
         return job
 
     async def delete(self, job_id: str, caller: Caller) -> None:
@@ -220,6 +252,31 @@ class JobService:
             )
         await self._store.delete(job)
         log.info("job %s deleted", job_id, extra=job_fields(job, outcome="deleted"))
+
+    async def _record_sequence_number(
+        self, job: Job, sequence_number: int, deadline: _Deadline
+    ) -> Job:
+        """Keep the scheduled message's number on the row (for a cancel). The job is
+        scheduled whether or not this write succeeds: without the number a cancel still
+        stops it, and the worker completes its message unrun."""
+
+        def record(row: Job) -> Job | None:
+            if row.status is not JobStatus.SCHEDULED:
+                return None  # already due and running, or cancelled meanwhile
+            return replace(row, scheduled_sequence_number=sequence_number)
+
+        try:
+            return await deadline.run(self._store.update(job.id, record, known=job))
+        except ConveyorError as exc:
+            log.warning("job %s: scheduled; its sequence number not stored: %s", job.id, exc)
+            return job
+
+    async def _withdraw_scheduled(self, job: Job, sequence_number: int) -> None:
+        try:
+            async with asyncio.timeout(CANCEL_MESSAGE_SECONDS):
+                await self._queue.cancel_scheduled(job.type, job.priority, sequence_number)
+        except (TimeoutError, ConveyorError) as exc:
+            log.warning("job %s: scheduled message kept (%r); completed unrun later", job.id, exc)
 
     async def _count_against_limit(
         self, caller: Caller, job_type: JobType, deadline: _Deadline
@@ -298,7 +355,7 @@ class JobService:
 
     async def _mark_enqueue_failed(self, job: Job, reason: str) -> None:
         def fail(current: Job) -> Job | None:
-            if current.status is not JobStatus.QUEUED:
+            if current.status not in (JobStatus.QUEUED, JobStatus.SCHEDULED):
                 return None  # the message went out after all and a worker has it
             return current.moved_to(
                 JobStatus.FAILED, error_code="enqueue_failed", error_message=reason
@@ -317,6 +374,18 @@ def _check_visible(job: Job, caller: Caller) -> None:
     """Deleted jobs and other owners' jobs do not exist for the caller (admins see all)."""
     if job.deleted_at is not None or not caller.may_see(job.owner):
         raise _no_such_job(job.id)
+
+
+def _options(request: AnyJobRequest) -> dict[str, Any]:
+    """What a request asks besides its input, for its fingerprint (defaults left out)."""
+    options: dict[str, Any] = {}
+    if request.priority is not Priority.NORMAL:
+        options["priority"] = request.priority.value
+    if isinstance(request.run_at, datetime):
+        options["run_at"] = request.run_at.isoformat()
+    if request.delay_seconds is not None:
+        options["delay_seconds"] = request.delay_seconds
+    return options
 
 
 def _never_queued(job: Job) -> bool:

@@ -8,6 +8,9 @@
   message id, so when the original does exist, Service Bus duplicate detection drops the copy
   (its window, 10 minutes, is longer than the grace); the row's `updated_at` is touched so a
   job waiting in a long backlog is not re-sent on every pass.
+- `scheduled` (a delayed job) is held to the same grace, counted from its `run_at`: before
+  its time a scheduled row is waiting, not stuck. After it, one that has not started is
+  treated as a `queued` row that was never sent (its message is sent now).
 """
 
 from __future__ import annotations
@@ -51,7 +54,12 @@ class StuckJobSweeper:
         return now - job.started_at > limit
 
     def is_unsent(self, job: Job, now: datetime) -> bool:
-        return job.status is JobStatus.QUEUED and now - job.updated_at > self._queued_grace
+        if job.status is JobStatus.QUEUED:
+            return now - job.updated_at > self._queued_grace
+        if job.status is JobStatus.SCHEDULED:
+            since = max(job.updated_at, job.run_at or job.updated_at)
+            return now - since > self._queued_grace
+        return False
 
     async def sweep(self, *, limit: int = 100) -> list[str]:
         """Re-drive (or fail) every stuck job found; returns their ids."""
@@ -62,6 +70,12 @@ class StuckJobSweeper:
                 await self._redrive(job, now)
                 swept.append(job.id)
         for job in await self._store.list_by_status(JobStatus.QUEUED, limit=limit):
+            if self.is_unsent(job, now):
+                await self._resend(job, now)
+                swept.append(job.id)
+        # Only scheduled rows already due: those still waiting could crowd them out of `limit`.
+        due = now - self._queued_grace
+        for job in await self._store.list_scheduled(due_before=due, limit=limit):
             if self.is_unsent(job, now):
                 await self._resend(job, now)
                 swept.append(job.id)

@@ -5,7 +5,8 @@ schema-valid requests refused, schema-violating ones accepted, responses that br
 schema, wrong answers to undeclared methods, resources still served after DELETE.
 
 `CONVEYOR_FUZZ_EXAMPLES` (default 25 per operation) scales the run; the seed is fixed so a
-failure reproduces.
+failure reproduces. tests/fuzz_hooks.py draws date-times (a job's `run_at`) from the window
+the document describes in words, between now and the scheduling horizon.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEMATHESIS = REPO_ROOT / ".venv" / "bin" / "schemathesis"
+HOOKS = Path(__file__).resolve().parent / "fuzz_hooks.py"
 EXAMPLES = int(os.environ.get("CONVEYOR_FUZZ_EXAMPLES", "25"))
 SEED = 20261124
 
@@ -43,7 +45,7 @@ def host(
 @pytest.mark.timeout(600)
 def test_the_api_matches_its_openapi_document(host: HostProcess, tmp_path: Path) -> None:
     config = tmp_path / "schemathesis.toml"
-    config.write_text("", encoding="utf-8")
+    config.write_text(f"hooks = {json.dumps(str(HOOKS))}\n", encoding="utf-8")
     result = subprocess.run(
         [
             str(SCHEMATHESIS),

@@ -51,6 +51,9 @@ var appSettings = {
   EMBED_QUEUE_NAME: names.queues.embed
   SYNC_QUEUE_NAME: names.queues.sync
   CALLBACKS_QUEUE_NAME: names.queues.callbacks
+  SUMMARIZE_HIGH_QUEUE_NAME: names.queues.summarizeHigh
+  EMBED_HIGH_QUEUE_NAME: names.queues.embedHigh
+  SYNC_HIGH_QUEUE_NAME: names.queues.syncHigh
   JOBS_TABLE_NAME: names.tables.jobs
   IDEMPOTENCY_TABLE_NAME: names.tables.idempotency
   AUDIT_TABLE_NAME: names.tables.audit
@@ -62,6 +65,7 @@ var appSettings = {
   JOB_TIMEOUT_SECONDS: '300'
   SUBMIT_BUDGET_SECONDS: '4'
   QUEUED_GRACE_SECONDS: '120'
+  MAX_DELAY_SECONDS: '604800'
   AI_PROVIDER: empty(openAIEndpoint) ? 'local' : 'azure_openai'
   AZURE_OPENAI_ENDPOINT: openAIEndpoint
   AZURE_OPENAI_API_VERSION: '2024-10-21'

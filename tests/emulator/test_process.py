@@ -133,7 +133,11 @@ def test_sigterm_stops_it_cleanly_and_frees_the_port():
 
 def test_shipped_config_declares_the_app_queues():
     queues = load_config(REPO_ROOT / "infra" / "servicebus.config.json")
-    assert set(queues) == {"summarize", "embed", "sync"}
+    names = json.loads((REPO_ROOT / "infra" / "names.json").read_text(encoding="utf-8"))
+    assert set(queues) == set(names["queues"].values())
+    assert {"summarize", "summarize-high", "embed", "embed-high", "sync", "sync-high"} == set(
+        queues
+    )
     for settings in queues.values():
         assert settings.max_delivery_count == 5
         assert settings.lock_duration == 60

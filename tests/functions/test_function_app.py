@@ -20,7 +20,7 @@ from azure.servicebus.aio import ServiceBusClient
 
 from devtools.servicebus_emulator.process import start_emulator
 from shared.auth.caller import Caller
-from shared.config import QUEUE_NAME_SETTINGS, SERVICE_BUS
+from shared.config import HIGH_QUEUE_NAME_SETTINGS, QUEUE_NAME_SETTINGS, SERVICE_BUS
 from shared.jobs import JobType, SummarizeRequest
 from tests.fixtures.app import CALLER_HEADERS, TEST_API_KEYS, emulator_config
 
@@ -82,11 +82,15 @@ def metadata(functions: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_every_job_type_has_a_settling_queue_trigger(functions):
     described = metadata(functions)
     for job_type in JobType:
-        trigger = described[f"{job_type.value}_worker"]["bindings"][0]
-        assert trigger["type"] == "serviceBusTrigger"
-        assert trigger["queueName"] == f"%{QUEUE_NAME_SETTINGS[job_type]}%"
-        assert trigger["connection"] == SERVICE_BUS
-        assert trigger["autoCompleteMessages"] is False
+        for name, setting in [
+            (f"{job_type.value}_worker", QUEUE_NAME_SETTINGS[job_type]),
+            (f"{job_type.value}_high_worker", HIGH_QUEUE_NAME_SETTINGS[job_type]),
+        ]:
+            trigger = described[name]["bindings"][0]
+            assert trigger["type"] == "serviceBusTrigger"
+            assert trigger["queueName"] == f"%{setting}%"
+            assert trigger["connection"] == SERVICE_BUS
+            assert trigger["autoCompleteMessages"] is False
 
 
 def test_every_setting_a_binding_names_is_in_the_sample_settings(functions):

@@ -31,7 +31,12 @@ from opentelemetry.trace import format_span_id, format_trace_id
 
 from devtools.servicebus_emulator.process import start_emulator
 from shared import telemetry
-from shared.config import CALLBACKS_QUEUE_SETTING, QUEUE_NAME_SETTINGS, SERVICE_BUS
+from shared.config import (
+    CALLBACKS_QUEUE_SETTING,
+    HIGH_QUEUE_NAME_SETTINGS,
+    QUEUE_NAME_SETTINGS,
+    SERVICE_BUS,
+)
 from shared.jobs import JobType
 from tests.fixtures.app import CALLER_HEADERS, TEST_API_KEYS, emulator_config
 from tests.functions.test_function_app import REPO_ROOT, SAMPLE_SETTINGS
@@ -152,7 +157,8 @@ def bindings(metadata: Any) -> list[dict[str, Any]]:
 
 
 def test_the_worker_indexes_every_function_with_its_bindings(worker):
-    workers = {f"{t.value}_worker" for t in JobType} | {"callback_worker"}
+    workers = {f"{t.value}_worker" for t in JobType} | {f"{t.value}_high_worker" for t in JobType}
+    workers |= {"callback_worker"}
     assert set(worker) == workers | {"http_app_func", "maintenance"}
     http = bindings(worker["http_app_func"])
     trigger = next(b for b in http if b["type"] == "httpTrigger")
@@ -161,13 +167,17 @@ def test_the_worker_indexes_every_function_with_its_bindings(worker):
     assert {"GET", "POST", "DELETE"} <= set(trigger["methods"])
     assert any(b["type"] == "http" and b["name"] == "$return" for b in http)
     for job_type in JobType:
-        (queue,) = bindings(worker[f"{job_type.value}_worker"])
-        assert queue["type"] == "serviceBusTrigger"
-        assert queue["queueName"] == f"%{QUEUE_NAME_SETTINGS[job_type]}%"
-        assert queue["connection"] == SERVICE_BUS
-        assert queue["autoCompleteMessages"] is False
-        # The SDK-typed message: the host sends model binding data, settlement goes over gRPC.
-        assert queue["properties"] == {"SupportsDeferredBinding": True}
+        for name, setting in [
+            (f"{job_type.value}_worker", QUEUE_NAME_SETTINGS[job_type]),
+            (f"{job_type.value}_high_worker", HIGH_QUEUE_NAME_SETTINGS[job_type]),
+        ]:
+            (queue,) = bindings(worker[name])
+            assert queue["type"] == "serviceBusTrigger"
+            assert queue["queueName"] == f"%{setting}%"
+            assert queue["connection"] == SERVICE_BUS
+            assert queue["autoCompleteMessages"] is False
+            # The SDK-typed message: the host sends model binding data, settlement over gRPC.
+            assert queue["properties"] == {"SupportsDeferredBinding": True}
     (callbacks,) = bindings(worker["callback_worker"])
     assert callbacks["queueName"] == f"%{CALLBACKS_QUEUE_SETTING}%"
     assert callbacks["autoCompleteMessages"] is False

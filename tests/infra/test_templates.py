@@ -17,7 +17,12 @@ import pytest
 import yaml
 from pycep import BicepParser
 
-from shared.config import CALLBACKS_QUEUE_SETTING, QUEUE_NAME_SETTINGS, Settings
+from shared.config import (
+    CALLBACKS_QUEUE_SETTING,
+    HIGH_QUEUE_NAME_SETTINGS,
+    QUEUE_NAME_SETTINGS,
+    Settings,
+)
 from tests.infra.bicep import (
     INFRA,
     MAIN,
@@ -199,7 +204,11 @@ def test_azure_gets_the_tier_whose_size_limit_the_emulator_enforces():
 def test_every_trigger_queue_exists_in_azure():
     settings = resolved_app_settings()
     queue_names = {q["Name"] for q in emulator_queues()}
-    for setting in [*QUEUE_NAME_SETTINGS.values(), CALLBACKS_QUEUE_SETTING]:
+    for setting in [
+        *QUEUE_NAME_SETTINGS.values(),
+        *HIGH_QUEUE_NAME_SETTINGS.values(),
+        CALLBACKS_QUEUE_SETTING,
+    ]:
         assert settings[setting] in queue_names, f"{setting}={settings[setting]} has no queue"
 
 
@@ -272,6 +281,7 @@ def test_names_have_one_source_that_everything_follows():
     )
     defaults = {
         **{f"queues.{t.value}": table.queue_names[t] for t in table.queue_names},
+        **{f"queues.{t.value}High": table.high_queue_names[t] for t in table.high_queue_names},
         "tables.jobs": table.jobs_table,
         "tables.idempotency": table.idempotency_table,
         "tables.audit": table.audit_table,
@@ -287,7 +297,11 @@ def test_names_have_one_source_that_everything_follows():
     }
     assert defaults == expected
     sample = json.loads((REPO / "local.settings.sample.json").read_text(encoding="utf-8"))["Values"]
-    queue_settings = [*QUEUE_NAME_SETTINGS.values(), CALLBACKS_QUEUE_SETTING]
+    queue_settings = [
+        *QUEUE_NAME_SETTINGS.values(),
+        *HIGH_QUEUE_NAME_SETTINGS.values(),
+        CALLBACKS_QUEUE_SETTING,
+    ]
     assert {sample[s] for s in queue_settings} == set(NAMES["queues"].values())
     for setting, role in [
         ("JOBS_TABLE_NAME", "jobs"),

@@ -66,6 +66,7 @@ def api_client(
         auth=services.settings.auth,
         sync_targets=services.settings.sync_targets,
         callback_hosts=services.settings.callbacks.allowed_hosts,
+        max_delay_seconds=services.settings.max_delay_seconds,
     )
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=headers

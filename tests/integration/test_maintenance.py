@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from azure.servicebus.aio import ServiceBusClient
 
-from shared.jobs import Job, JobStatus, JobType, new_job_id, utcnow
+from shared.jobs import Job, JobStatus, JobType, Priority, new_job_id, utcnow
 from shared.queue import JobMessage, body_bytes
 from tests.integration.helpers import cli
 
@@ -67,6 +67,39 @@ async def test_sweeper_redrives_a_job_stuck_in_running(services, app_service_bus
     assert message.attempt == 2
     assert message.input == job.input
     assert (await services.store.get(fresh.id)).status is JobStatus.RUNNING
+
+
+async def scheduled_row(services, *, run_at_from_now: timedelta, written_ago: timedelta) -> Job:
+    """A delayed job's row whose message was never sent (its submit died after the row)."""
+    now = utcnow()
+    job = Job(
+        id=new_job_id(),
+        type=JobType.SUMMARIZE,
+        status=JobStatus.SCHEDULED,
+        owner="test",
+        created_at=now - written_ago,
+        updated_at=now - written_ago,
+        input={"text": "later.", "max_sentences": 1},
+        priority=Priority.HIGH,
+        run_at=now + run_at_from_now,
+    )
+    return await services.store.create(job)
+
+
+async def test_sweeper_leaves_a_scheduled_job_alone_until_its_time(services, app_service_bus):
+    grace = timedelta(seconds=services.settings.queued_grace_seconds)
+    waiting = await scheduled_row(
+        services, run_at_from_now=timedelta(minutes=5), written_ago=grace * 3
+    )
+    overdue = await scheduled_row(services, run_at_from_now=-grace * 2, written_ago=grace * 3)
+    swept = await services.sweeper.sweep()
+    assert waiting.id not in swept
+    assert (await services.store.get(waiting.id)).status is JobStatus.SCHEDULED
+    # Past its time and the grace, a scheduled row that never started is sent: to its queue.
+    assert overdue.id in swept
+    message = await take_message(app_service_bus.connection_string, "summarize-high", overdue.id)
+    assert message.priority is Priority.HIGH
+    assert message.attempt == 1
 
 
 async def test_sweeper_fails_a_stuck_job_with_no_attempts_left(services):
