@@ -31,7 +31,8 @@ from devtools.cli_keys import add_key_commands, needs_services, run_keys
 from devtools.progress import ProgressBar
 from devtools.top import overview, render
 from shared.config import Settings, read_local_settings
-from shared.dead_letters import MAX_SCAN, ActionReport, Selection
+from shared.dead_letter_records import ActionReport, Selection
+from shared.dead_letters import MAX_SCAN
 from shared.errors import ConveyorError
 from shared.jobs import utcnow
 from shared.maintenance import run_maintenance

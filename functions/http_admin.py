@@ -12,7 +12,7 @@ from functions.http_admin_intake import create_intake_routes
 from functions.http_admin_keys import create_key_routes
 from functions.http_identity import AdminCaller
 from shared.auth.caller import Caller
-from shared.dead_letters import Selection
+from shared.dead_letter_records import Selection
 from shared.maintenance import run_maintenance
 from shared.services import ServicesProvider
 

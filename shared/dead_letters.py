@@ -10,8 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import replace
 from typing import Any
 
 from azure.servicebus import ServiceBusReceivedMessage, ServiceBusSubQueue
@@ -20,6 +19,7 @@ from azure.servicebus.exceptions import ServiceBusError
 
 from shared import metrics
 from shared.audit import AuditLog
+from shared.dead_letter_records import ActionReport, DeadLetterEntry, Selection
 from shared.errors import (
     ConveyorError,
     FieldProblem,
@@ -41,58 +41,6 @@ RECEIVE_WAIT_SECONDS = 2.0
 MAX_SCAN = 1000
 
 Progress = Callable[[int, int], None]  # (done, total so far)
-
-
-@dataclass(frozen=True)
-class DeadLetterEntry:
-    queue: str
-    sequence_number: int
-    message_id: str | None
-    job_id: str | None
-    attempt: int | None
-    reason: str | None
-    description: str | None
-    enqueued_at: datetime | None
-    delivery_count: int | None
-    body: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k != "body" or v is not None}
-        if self.enqueued_at is not None:
-            data["enqueued_at"] = self.enqueued_at.isoformat()
-        return data
-
-
-@dataclass
-class ActionReport:
-    queue: str
-    action: str
-    done: list[int] = field(default_factory=list)
-    skipped: dict[int, str] = field(default_factory=dict)
-    failed: dict[int, str] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "queue": self.queue,
-            "action": self.action,
-            "done": self.done,
-            "skipped": {str(k): v for k, v in self.skipped.items()},
-            "failed": {str(k): v for k, v in self.failed.items()},
-        }
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which dead letters an action applies to: all, some sequence numbers, or one reason."""
-
-    sequence_numbers: frozenset[int] | None = None
-    reason: str | None = None
-    limit: int = 100
-
-    def matches(self, entry: DeadLetterEntry) -> bool:
-        if self.sequence_numbers is not None and entry.sequence_number not in self.sequence_numbers:
-            return False
-        return self.reason is None or entry.reason == self.reason
 
 
 class DeadLetterTools:

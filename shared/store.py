@@ -8,7 +8,6 @@ other. Inputs and results too large for a row go to the PayloadStore (claim chec
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -25,15 +24,14 @@ from azure.core.exceptions import (
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
-from shared.callback_state import CallbackState
 from shared.errors import Conflict, NotFound, ServiceUnavailable
-from shared.jobs import Job, JobStatus, JobType, Priority, utcnow
+from shared.job_rows import JOB_ROW_KEY, dumps, job_from_entity, job_to_entity
+from shared.jobs import Job, JobStatus, utcnow
 from shared.payloads import MAX_INLINE_CHARS, PayloadStore
 from shared.tables import ensure_table
 
 log = logging.getLogger(__name__)
 
-JOB_ROW_KEY = "job"
 IDEMPOTENCY_ROW_KEY = "key"
 MAX_UPDATE_ATTEMPTS = 8
 
@@ -84,7 +82,7 @@ class JobStore:
             raise NotFound(f"no job with id {job_id}") from exc
         except AzureError as exc:
             raise ServiceUnavailable(f"could not read the job row: {exc}") from exc
-        return _from_entity(entity)
+        return job_from_entity(entity)
 
     async def update(self, job_id: str, change: JobChange, *, known: Job | None = None) -> Job:
         """Apply `change` to the current row under its ETag, reloading on a lost race.
@@ -170,7 +168,7 @@ class JobStore:
                 parameters={"rk": JOB_ROW_KEY, "status": status.value},
                 results_per_page=min(limit, 1000),
             ):
-                jobs.append(_from_entity(entity))
+                jobs.append(job_from_entity(entity))
                 if len(jobs) >= limit:
                     break
         except AzureError as exc:
@@ -190,7 +188,7 @@ class JobStore:
                 },
                 results_per_page=min(limit, 1000),
             ):
-                jobs.append(_from_entity(entity))
+                jobs.append(job_from_entity(entity))
                 if len(jobs) >= limit:
                     break
         except AzureError as exc:
@@ -227,7 +225,7 @@ class JobStore:
                 select=list(_OVERVIEW_COLUMNS),
                 results_per_page=1000,
             ):
-                jobs.append(_from_entity(entity))
+                jobs.append(job_from_entity(entity))
                 if len(jobs) >= limit:
                     break
         except AzureError as exc:
@@ -322,103 +320,18 @@ class JobStore:
 
     async def _to_entity(self, job: Job) -> dict[str, Any]:
         job = await self._offload_large_fields(job)
-        entity: dict[str, Any] = {
-            "PartitionKey": job.id,
-            "RowKey": JOB_ROW_KEY,
-            "type": job.type.value,
-            "status": job.status.value,
-            "owner": job.owner,
-            "attempt": job.attempt,
-            "created_at": job.created_at,
-            "updated_at": job.updated_at,
-            "started_at": job.started_at,
-            "finished_at": job.finished_at,
-            "input_json": None if job.input is None else _dumps(job.input),
-            "input_ref": job.input_ref,
-            "result_json": None if job.result is None else _dumps(job.result),
-            "result_ref": job.result_ref,
-            "error_code": job.error_code,
-            "error_message": _truncate(job.error_message),
-            "dead_letter_reason": job.dead_letter_reason,
-            "idempotency_key": job.idempotency_key,
-            "request_hash": job.request_hash,
-            "deleted_at": job.deleted_at,
-            "callback_url": job.callback_url,
-            "callback_status": job.callback.status.value if job.callback else None,
-            "callback_json": job.callback.to_json() if job.callback else None,
-            # Left out when normal, as in rows written before priorities existed.
-            "priority": None if job.priority is Priority.NORMAL else job.priority.value,
-            "run_at": job.run_at,
-            # Sequence numbers are 64-bit: kept as text (a plain int is written as Int32).
-            "scheduled_sequence_number": _optional_text(job.scheduled_sequence_number),
-        }
-        return {name: value for name, value in entity.items() if value is not None}
+        return job_to_entity(job)
 
     async def _offload_large_fields(self, job: Job) -> Job:
-        if job.input is not None and len(_dumps(job.input)) > MAX_INLINE_CHARS:
+        if job.input is not None and len(dumps(job.input)) > MAX_INLINE_CHARS:
             ref = await self.payloads.put_json(f"{job.id}/input.json", job.input)
             job = replace(job, input=None, input_ref=ref)
-        if job.result is not None and len(_dumps(job.result)) > MAX_INLINE_CHARS:
+        if job.result is not None and len(dumps(job.result)) > MAX_INLINE_CHARS:
             ref = await self.payloads.put_json(f"{job.id}/result.json", job.result)
             job = replace(job, result=None, result_ref=ref)
         return job
 
 
-def _from_entity(entity: Any) -> Job:
-    input_json = entity.get("input_json")
-    result_json = entity.get("result_json")
-    return Job(
-        id=entity["PartitionKey"],
-        type=JobType(entity["type"]),
-        status=JobStatus(entity["status"]),
-        owner=entity.get("owner", ""),
-        created_at=entity["created_at"],
-        updated_at=entity["updated_at"],
-        input=None if input_json is None else json.loads(input_json),
-        input_ref=entity.get("input_ref"),
-        attempt=int(entity.get("attempt", 0)),
-        started_at=entity.get("started_at"),
-        finished_at=entity.get("finished_at"),
-        result=None if result_json is None else json.loads(result_json),
-        result_ref=entity.get("result_ref"),
-        error_code=entity.get("error_code"),
-        error_message=entity.get("error_message"),
-        dead_letter_reason=entity.get("dead_letter_reason"),
-        idempotency_key=entity.get("idempotency_key"),
-        request_hash=entity.get("request_hash"),
-        deleted_at=entity.get("deleted_at"),
-        callback_url=entity.get("callback_url"),
-        callback=CallbackState.from_json(entity["callback_json"])
-        if entity.get("callback_json")
-        else None,
-        priority=Priority(entity.get("priority") or Priority.NORMAL),
-        run_at=entity.get("run_at"),
-        scheduled_sequence_number=_optional_int(entity.get("scheduled_sequence_number")),
-        etag=entity.metadata.get("etag"),
-    )
-
-
-def _optional_text(value: int | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def _optional_int(value: Any) -> int | None:
-    return None if value is None else int(getattr(value, "value", value))
-
-
 def _idempotency_partition(owner: str, key: str) -> str:
     # Table keys forbid '/', '\\', '#', '?' and control characters: hash what callers send.
     return hashlib.sha256(f"{owner}\x00{key}".encode()).hexdigest()
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
-def _truncate(text: str | None, limit: int = 4000) -> str | None:
-    if text is None or len(text) <= limit:
-        return text
-    return text[: limit - 1] + "…"
-
-
-job_from_entity = _from_entity  # for stores built on this one (shared/callbacks/notify.py)

@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from shared import metrics
 from shared.auth.caller import Caller
 from shared.backpressure import Backpressure
 from shared.callbacks.policy import CallbackPolicy
+from shared.deadline import SubmitDeadline
 from shared.errors import (
     Conflict,
     ConveyorError,
@@ -58,7 +59,6 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 255
 IDEMPOTENCY_KEY_PATTERN = r"^[ -~]+$"  # printable ASCII: what every HTTP stack carries intact
 UNDO_SECONDS = 2.0  # how long a failed submit may spend undoing what it wrote
 CANCEL_MESSAGE_SECONDS = 2.0  # how long a cancel may spend withdrawing a scheduled message
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ class JobService:
         owner = caller.owner
         input_data = request.input.model_dump(mode="json")
         fingerprint = request_fingerprint(request.type, input_data, _options(request))
-        deadline = _Deadline(self._budget)
+        deadline = SubmitDeadline(self._budget)
         if self._intake is not None:  # a paused type: 503 before anything is written
             await deadline.run(self._intake.check(request.type))
         await deadline.run(self._callbacks.check(request.callback_url), what="DNS")
@@ -254,7 +254,7 @@ class JobService:
         log.info("job %s deleted", job_id, extra=job_fields(job, outcome="deleted"))
 
     async def _record_sequence_number(
-        self, job: Job, sequence_number: int, deadline: _Deadline
+        self, job: Job, sequence_number: int, deadline: SubmitDeadline
     ) -> Job:
         """Keep the scheduled message's number on the row (for a cancel). The job is
         scheduled whether or not this write succeeds: without the number a cancel still
@@ -279,7 +279,7 @@ class JobService:
             log.warning("job %s: scheduled message kept (%r); completed unrun later", job.id, exc)
 
     async def _count_against_limit(
-        self, caller: Caller, job_type: JobType, deadline: _Deadline
+        self, caller: Caller, job_type: JobType, deadline: SubmitDeadline
     ) -> RateDecision | None:
         limit = caller.submits_per_minute
         if limit is None:
@@ -390,23 +390,3 @@ def _options(request: AnyJobRequest) -> dict[str, Any]:
 
 def _never_queued(job: Job) -> bool:
     return job.status is JobStatus.FAILED and job.error_code in ("enqueue_failed", "never_sent")
-
-
-class _Deadline:
-    """One deadline shared by a submit's calls: each runs with what is left of it, and
-    running out is a ServiceUnavailable (503) naming the dependency."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.at = asyncio.get_running_loop().time() + seconds
-
-    async def run(self, operation: Awaitable[T], *, what: str = "Storage") -> T:
-        try:
-            async with asyncio.timeout_at(self.at):
-                return await operation
-        except TimeoutError as exc:
-            raise ServiceUnavailable(
-                f"{what} did not answer within the submit's {self.seconds:g} s; retry the "
-                "request (with the same Idempotency-Key, if you sent one)",
-                code="dependency_timeout",
-            ) from exc

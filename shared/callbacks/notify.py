@@ -20,9 +20,10 @@ from azure.data.tables.aio import TableClient
 from shared.callback_state import CallbackState, CallbackStatus
 from shared.callbacks.queue import CallbackMessage, CallbackQueue
 from shared.errors import ConveyorError, ServiceUnavailable
+from shared.job_rows import JOB_ROW_KEY, job_from_entity
 from shared.jobs import Job, utcnow
 from shared.payloads import PayloadStore
-from shared.store import JOB_ROW_KEY, JobChange, JobStore, job_from_entity
+from shared.store import JobChange, JobStore
 
 log = logging.getLogger(__name__)
 

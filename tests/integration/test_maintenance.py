@@ -214,7 +214,7 @@ async def test_replay_skips_a_job_that_is_no_longer_dead_lettered(services):
         job.id, lambda row: replace(row, status=JobStatus.CANCELLED), known=None
     )
     entries = [e for e in await services.dead_letters.peek("sync") if e.job_id == job.id]
-    from shared.dead_letters import Selection
+    from shared.dead_letter_records import Selection
 
     report = await services.dead_letters.replay(
         "sync", Selection(sequence_numbers=frozenset({entries[0].sequence_number})), actor="t"

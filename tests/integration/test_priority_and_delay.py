@@ -21,7 +21,7 @@ from azure.servicebus.aio import ServiceBusClient
 
 from devtools.host_process import HostProcess, run_host
 from shared.config import Settings
-from shared.dead_letters import Selection
+from shared.dead_letter_records import Selection
 from shared.services import Services, build_services
 from tests.fixtures.app import CALLER_HEADERS
 from tests.integration.helpers import api_client, calls_for, script, wait_for_status

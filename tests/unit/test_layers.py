@@ -36,3 +36,23 @@ def test_the_check_sees_an_import(tmp_path: Path):
     sample = tmp_path / "sample.py"
     sample.write_text("from azure import functions\nimport azure.functions as func\n")
     assert {"azure.functions"} <= imported_modules(sample)
+
+
+MAX_MODULE_LINES = 400
+APP_CODE = ["function_app.py", "functions", "shared", "devtools", "bench"]
+
+
+def test_no_module_of_the_app_or_its_tools_is_over_400_lines():
+    """A module you can read in one sitting: past this, an idea wants a home of its own."""
+    repo = CORE.parent
+    paths = [
+        path
+        for top in APP_CODE
+        for path in ([repo / top] if top.endswith(".py") else sorted((repo / top).rglob("*.py")))
+    ]
+    long = {
+        str(p.relative_to(repo)): n
+        for p in paths
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}
