@@ -135,9 +135,8 @@ def test_shipped_config_declares_the_app_queues():
     queues = load_config(REPO_ROOT / "infra" / "servicebus.config.json")
     names = json.loads((REPO_ROOT / "infra" / "names.json").read_text(encoding="utf-8"))
     assert set(queues) == set(names["queues"].values())
-    assert {"summarize", "summarize-high", "embed", "embed-high", "sync", "sync-high"} == set(
-        queues
-    )
+    job_queues = {"summarize", "summarize-high", "embed", "embed-high", "sync", "sync-high"}
+    assert job_queues | {"callbacks"} == set(queues)
     for settings in queues.values():
         assert settings.max_delivery_count == 5
         assert settings.lock_duration == 60
