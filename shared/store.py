@@ -161,39 +161,15 @@ class JobStore:
 
     async def list_by_status(self, status: JobStatus, *, limit: int = 100) -> list[Job]:
         """Jobs in one status (a cross-partition scan; for sweepers and operators)."""
-        jobs: list[Job] = []
-        try:
-            async for entity in self._jobs.query_entities(
-                "RowKey eq @rk and status eq @status",
-                parameters={"rk": JOB_ROW_KEY, "status": status.value},
-                results_per_page=min(limit, 1000),
-            ):
-                jobs.append(job_from_entity(entity))
-                if len(jobs) >= limit:
-                    break
-        except AzureError as exc:
-            raise ServiceUnavailable(f"could not query job rows: {exc}") from exc
-        return jobs
+        return await self.query_jobs("status eq @status", {"status": status.value}, limit=limit)
 
     async def list_scheduled(self, *, due_before: datetime, limit: int = 100) -> list[Job]:
         """Scheduled (delayed) jobs whose run_at is before `due_before` (for the sweeper)."""
-        jobs: list[Job] = []
-        try:
-            async for entity in self._jobs.query_entities(
-                "RowKey eq @rk and status eq @status and run_at lt @due",
-                parameters={
-                    "rk": JOB_ROW_KEY,
-                    "status": JobStatus.SCHEDULED.value,
-                    "due": due_before,
-                },
-                results_per_page=min(limit, 1000),
-            ):
-                jobs.append(job_from_entity(entity))
-                if len(jobs) >= limit:
-                    break
-        except AzureError as exc:
-            raise ServiceUnavailable(f"could not query job rows: {exc}") from exc
-        return jobs
+        return await self.query_jobs(
+            "status eq @status and run_at lt @due",
+            {"status": JobStatus.SCHEDULED.value, "due": due_before},
+            limit=limit,
+        )
 
     async def count_by_status(self, status: JobStatus) -> int:
         """How many jobs are in `status` (a scan; for operators and benchmarks)."""
@@ -213,17 +189,33 @@ class JobStore:
         """Every job not yet finished, and those updated since `since`, without inputs or
         results: what an operator's overview counts (a cross-partition scan)."""
         in_flight = [status for status in JobStatus if not status.is_terminal]
-        parameters: dict[str, Any] = {"rk": JOB_ROW_KEY, "since": since}
+        parameters: dict[str, Any] = {"since": since}
         parameters.update({f"s{i}": status.value for i, status in enumerate(in_flight)})
         live = " or ".join(f"status eq @s{i}" for i in range(len(in_flight)))
+        # The SDK finds @names between spaces, so none may touch a parenthesis.
+        return await self.query_jobs(
+            f"( updated_at ge @since or {live} )",
+            parameters,
+            limit=limit,
+            select=list(_OVERVIEW_COLUMNS),
+        )
+
+    async def query_jobs(
+        self,
+        condition: str,
+        parameters: dict[str, Any],
+        *,
+        limit: int,
+        select: list[str] | None = None,
+    ) -> list[Job]:
+        """Job rows matching `condition` (an OData filter with @names), at most `limit`."""
         jobs: list[Job] = []
         try:
             async for entity in self._jobs.query_entities(
-                # The SDK finds @names between spaces, so none may touch a parenthesis.
-                f"RowKey eq @rk and ( updated_at ge @since or {live} )",
-                parameters=parameters,
-                select=list(_OVERVIEW_COLUMNS),
-                results_per_page=1000,
+                f"RowKey eq @rk and {condition}",
+                parameters={"rk": JOB_ROW_KEY, **parameters},
+                select=select,
+                results_per_page=min(limit, 1000),
             ):
                 jobs.append(job_from_entity(entity))
                 if len(jobs) >= limit:

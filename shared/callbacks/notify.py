@@ -14,13 +14,11 @@ import logging
 from dataclasses import replace
 from datetime import timedelta
 
-from azure.core.exceptions import AzureError
 from azure.data.tables.aio import TableClient
 
 from shared.callback_state import CallbackState, CallbackStatus
 from shared.callbacks.queue import CallbackMessage, CallbackQueue
-from shared.errors import ConveyorError, ServiceUnavailable
-from shared.job_rows import JOB_ROW_KEY, job_from_entity
+from shared.errors import ConveyorError
 from shared.jobs import Job, utcnow
 from shared.payloads import PayloadStore
 from shared.store import JobChange, JobStore
@@ -83,19 +81,9 @@ class CallbackStore(JobStore):
         return sent
 
     async def _pending(self, limit: int) -> list[Job]:
-        jobs: list[Job] = []
-        try:
-            async for entity in self._jobs.query_entities(
-                "RowKey eq @rk and callback_status eq @status",
-                parameters={"rk": JOB_ROW_KEY, "status": CallbackStatus.PENDING.value},
-                results_per_page=min(limit, 1000),
-            ):
-                jobs.append(job_from_entity(entity))
-                if len(jobs) >= limit:
-                    break
-        except AzureError as exc:
-            raise ServiceUnavailable(f"could not query job rows: {exc}") from exc
-        return jobs
+        return await self.query_jobs(
+            "callback_status eq @status", {"status": CallbackStatus.PENDING.value}, limit=limit
+        )
 
     async def send_first(self, job: Job) -> bool:
         """Queue the first delivery of the job's pending callback; False when that failed

@@ -10,7 +10,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +18,11 @@ import httpx
 import pytest
 
 from devtools.downstream_stub import serve_in_thread
-from devtools.host_process import HostProcess, run_host
 from shared.callbacks.notify import CallbackStore
 from shared.config import Settings
 from shared.jobs import JobStatus
 from shared.maintenance import run_maintenance
 from shared.services import build_services
-from tests.fixtures.app import CALLER_HEADERS
 from tests.integration.callback_receiver import Received, create_receiver
 from tests.integration.helpers import api_client, script, wait_for_status
 
@@ -54,7 +52,7 @@ def receiver() -> Iterator[tuple[str, Received]]:
 
 
 @pytest.fixture(scope="module")
-def callback_env(app_env: dict[str, str]) -> dict[str, str]:
+def app_env(app_env: dict[str, str]) -> dict[str, str]:
     return {
         **app_env,
         "CALLBACK_ALLOWED_HOSTS": "http://127.0.0.1",
@@ -63,23 +61,6 @@ def callback_env(app_env: dict[str, str]) -> dict[str, str]:
         "CALLBACK_RETRY_MAX_SECONDS": "0.5",
         "CALLBACK_MAX_ATTEMPTS": "5",
     }
-
-
-@pytest.fixture(scope="module")
-def host(
-    callback_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[HostProcess]:
-    log_path = tmp_path_factory.mktemp("host") / "host.log"
-    with run_host(callback_env, log_path) as running:
-        yield running
-
-
-@pytest.fixture
-async def http(host: HostProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=host.base_url, timeout=10, headers=CALLER_HEADERS
-    ) as client:
-        yield client
 
 
 async def submit(http: httpx.AsyncClient, callback_url: str) -> str:
@@ -215,10 +196,10 @@ async def test_urls_that_are_not_allowed_are_422(http, url):
     assert response.json()["errors"][0]["field"] == "callback_url"
 
 
-async def test_a_private_address_the_allow_list_does_not_name_is_422(callback_env):
+async def test_a_private_address_the_allow_list_does_not_name_is_422(app_env):
     """`localhost` is allow-listed by name, but it resolves to 127.0.0.1, which this list
     does not name: refused at submit, and nothing is written."""
-    env = {**callback_env, "CALLBACK_ALLOWED_HOSTS": "localhost,http://localhost,*.example.com"}
+    env = {**app_env, "CALLBACK_ALLOWED_HOSTS": "localhost,http://localhost,*.example.com"}
     services = await build_services(Settings.from_env(env))
     try:
         async with api_client(services) as api:
@@ -248,7 +229,7 @@ async def test_a_private_address_the_allow_list_does_not_name_is_422(callback_en
 
 
 async def test_a_cancelled_job_calls_back_and_a_lost_first_message_is_sent_again(
-    callback_env, host, receiver, downstream
+    app_env, host, receiver, downstream
 ):
     """The send after the terminal write is lost (this instance has no callbacks queue):
     the callback stays pending until the maintenance pass sends it; the host delivers it."""
@@ -256,7 +237,7 @@ async def test_a_cancelled_job_calls_back_and_a_lost_first_message_is_sent_again
     path = f"/hooks/{uuid.uuid4().hex[:8]}"
     record = f"r-{uuid.uuid4().hex[:8]}"
     script(downstream, record, [{"status": 200, "delay": 3}])  # keeps the job in flight
-    services = await build_services(Settings.from_env(callback_env))
+    services = await build_services(Settings.from_env(app_env))
     store = services.store
     assert isinstance(store, CallbackStore)
     queue, store.callbacks = store.callbacks, None

@@ -72,7 +72,8 @@ async def test_jobs_top_once_counts_by_status_per_type(services, app_env):
     assert table.returncode == 0, table.stderr
     assert "\x1b[" not in table.stdout  # not a terminal: no screen clearing
     summarize_line = next(line for line in table.stdout.splitlines() if line.startswith("summ"))
-    assert summarize_line.split()[1:8] == ["0", "1", "0", "4", "0", "0", "0"]
+    # queued, scheduled, running, retrying, succeeded, failed, dead_lettered, cancelled
+    assert summarize_line.split()[1:9] == ["0", "0", "1", "0", "4", "0", "0", "0"]
     assert "MaxAttemptsExceeded" in table.stdout
 
 

@@ -8,7 +8,7 @@ import asyncio
 import io
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -16,7 +16,6 @@ import pytest
 from azure.data.tables.aio import TableClient
 
 from devtools import cli
-from devtools.host_process import HostProcess, run_host
 from shared.config import Settings
 from shared.services import Services, build_services, service_bus_admin_client
 from tests.fixtures.app import ADMIN_HEADERS, CALLER_HEADERS
@@ -29,15 +28,15 @@ EMBED = {"type": "embed", "input": {"texts": ["a"]}}
 
 
 @pytest.fixture(scope="module")
-def intake_env(app_env: dict[str, str]) -> dict[str, str]:
+def app_env(app_env: dict[str, str]) -> dict[str, str]:
     return {**app_env, "INTAKE_CACHE_SECONDS": "0.5"}
 
 
 @pytest.fixture(scope="module")
-async def two_instances(intake_env: dict[str, str]) -> AsyncIterator[list[Services]]:
+async def two_instances(app_env: dict[str, str]) -> AsyncIterator[list[Services]]:
     """Two app instances (their own clients and caches) over the same tables and queues."""
-    first = await build_services(Settings.from_env(intake_env))
-    second = await build_services(Settings.from_env(intake_env))
+    first = await build_services(Settings.from_env(app_env))
+    second = await build_services(Settings.from_env(app_env))
     yield [first, second]
     await first.aclose()
     await second.aclose()
@@ -78,7 +77,7 @@ async def set_intake(api: httpx.AsyncClient, job_type: str, paused: bool, reason
 
 
 async def test_a_paused_type_is_503_with_nothing_written_and_other_types_go_on(
-    two_instances, intake_env
+    two_instances, app_env
 ):
     """No worker runs in this test: every message sent stays on its queue to be counted."""
     services = two_instances[0]
@@ -86,7 +85,7 @@ async def test_a_paused_type_is_503_with_nothing_written_and_other_types_go_on(
         switch = await set_intake(api, "summarize", True, "model upgrade")
         assert switch["paused"] is True
         assert switch["changed_by"] == "ops"
-        rows, messages = await job_rows(intake_env), await messages_on(services, "summarize")
+        rows, messages = await job_rows(app_env), await messages_on(services, "summarize")
 
         refused = await api.post("/api/jobs", json=SUMMARIZE, headers={"Idempotency-Key": "k1"})
         assert refused.status_code == 503
@@ -94,12 +93,12 @@ async def test_a_paused_type_is_503_with_nothing_written_and_other_types_go_on(
         problem = refused.json()
         assert problem["code"] == "intake_paused"
         assert "summarize jobs are paused by an operator (model upgrade)" in problem["detail"]
-        assert await job_rows(intake_env) == rows
+        assert await job_rows(app_env) == rows
         assert await messages_on(services, "summarize") == messages
 
         other = await api.post("/api/jobs", json=EMBED)
         assert other.status_code == 202, other.text
-        assert await job_rows(intake_env) == rows + 1
+        assert await job_rows(app_env) == rows + 1
 
         shown = (await api.get("/api/admin/intake", headers=ADMIN_HEADERS)).json()
         by_type = {s["type"]: s for s in shown["switches"]}
@@ -137,8 +136,8 @@ async def test_a_second_instance_follows_the_switch_within_its_cache_period(two_
         await until(accepted_by_first)
 
 
-def test_the_cli_shows_pauses_and_resumes(intake_env, monkeypatch):
-    for name, value in intake_env.items():
+def test_the_cli_shows_pauses_and_resumes(app_env, monkeypatch):
+    for name, value in app_env.items():
         monkeypatch.setenv(name, value)
     out = io.StringIO()
     assert cli.main(["intake", "pause", "sync", "--reason", "CRM down"], out=out) == 0
@@ -151,15 +150,6 @@ def test_the_cli_shows_pauses_and_resumes(intake_env, monkeypatch):
     out = io.StringIO()
     assert cli.main(["intake", "resume", "sync"], out=out) == 0
     assert "sync       open" in out.getvalue()
-
-
-@pytest.fixture(scope="module")
-def host(
-    intake_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[HostProcess]:
-    log_path = tmp_path_factory.mktemp("host") / "host.log"
-    with run_host(intake_env, log_path) as running:
-        yield running
 
 
 async def test_after_a_resume_a_submit_is_accepted_and_runs(host, two_instances):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -19,11 +18,9 @@ import httpx
 import pytest
 from azure.servicebus.aio import ServiceBusClient
 
-from devtools.host_process import HostProcess, run_host
 from shared.config import Settings
 from shared.dead_letter_records import Selection
 from shared.services import Services, build_services
-from tests.fixtures.app import CALLER_HEADERS
 from tests.integration.helpers import api_client, calls_for, script, wait_for_status
 
 pytestmark = pytest.mark.integration
@@ -31,23 +28,6 @@ pytestmark = pytest.mark.integration
 TERMINAL = {"succeeded", "failed", "dead_lettered", "cancelled"}
 BACKLOG = 40  # normal jobs, 8 at a time (host.json maxConcurrentCalls), a second each
 STEP_SECONDS = 1.0
-
-
-@pytest.fixture(scope="module")
-def host(
-    app_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[HostProcess]:
-    log_path = tmp_path_factory.mktemp("host") / "host.log"
-    with run_host(app_env, log_path) as running:
-        yield running
-
-
-@pytest.fixture
-async def http(host: HostProcess) -> Any:
-    async with httpx.AsyncClient(
-        base_url=host.base_url, timeout=10, headers=CALLER_HEADERS
-    ) as client:
-        yield client
 
 
 def sync_job(record_id: str, **options: Any) -> dict[str, Any]:

@@ -6,38 +6,17 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
-from typing import Any
 
-import httpx
 import pytest
 from azure.servicebus import ServiceBusMessage
 from azure.servicebus.aio import ServiceBusClient
 
-from devtools.host_process import HostProcess, run_host
-from tests.fixtures.app import ADMIN_HEADERS, CALLER_HEADERS
+from tests.fixtures.app import ADMIN_HEADERS
 from tests.integration.helpers import calls_for, script, submit_sync, wait_for_status
 
 pytestmark = pytest.mark.integration
 
 TERMINAL = {"succeeded", "failed", "dead_lettered", "cancelled"}
-
-
-@pytest.fixture(scope="module")
-def host(
-    app_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[HostProcess]:
-    log_path = tmp_path_factory.mktemp("host") / "host.log"
-    with run_host(app_env, log_path) as running:
-        yield running
-
-
-@pytest.fixture
-async def http(host: HostProcess) -> Any:
-    async with httpx.AsyncClient(
-        base_url=host.base_url, timeout=10, headers=CALLER_HEADERS
-    ) as client:
-        yield client
 
 
 async def test_summarize_job_runs_to_succeeded(http):
