@@ -49,11 +49,16 @@ pytest: install $(CHECKOV_STAMP)
 
 test: lint typecheck pytest
 
+# Each bench prints one summary line and writes bench/results/<name>.json; the P lines last.
 bench: install
 	$(PY) -m bench.emulator_throughput
-	$(PY) -m bench.worker_throughput
 	$(PY) -m bench.embeddings
 	$(PY) -m bench.submit_guards
+	$(PY) -m bench.submit_throughput
+	$(PY) -m bench.worker_throughput
+	$(PY) -m bench.cold_start
+	$(PY) -m bench.operation_counts
+	$(PY) -m bench.summary
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .local

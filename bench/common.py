@@ -1,0 +1,49 @@
+"""What the benchmarks share: the emulator's queues, workers switched off, CPU time, percentiles."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from shared.jobs import JobType
+
+RESULTS = Path(__file__).resolve().parent / "results"
+QUEUE_PROPERTIES = {
+    "MaxDeliveryCount": 5,
+    "LockDuration": "PT1M",
+    "RequiresDuplicateDetection": False,
+    "DeadLetteringOnMessageExpiration": True,
+}
+EMULATOR_CONFIG: dict[str, Any] = {
+    "UserConfig": {
+        "Namespaces": [
+            {
+                "Name": "bench",
+                "Queues": [
+                    {"Name": name, "Properties": QUEUE_PROPERTIES}
+                    for name in ("summarize", "embed", "sync", "callbacks", "baseline")
+                ],
+            }
+        ],
+        "Logging": {"Type": "Console"},
+    }
+}
+# A host with these settings serves the API only: no queue trigger runs.
+NO_WORKERS = {f"AzureWebJobs.{t.value}_worker.Disabled": "true" for t in JobType} | {
+    "AzureWebJobs.callback_worker.Disabled": "true"
+}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
