@@ -67,8 +67,7 @@ def import_times(stderr: str) -> dict[str, Any]:
     return {
         "top_modules_self_ms": {name: us / 1000 for us, name in own[:15]},
         "top_packages_ms": {
-            name: us / 1000
-            for name, us in sorted(packages.items(), key=lambda item: -item[1])[:15]
+            name: us / 1000 for name, us in sorted(packages.items(), key=lambda item: -item[1])[:15]
         },
     }
 

@@ -24,7 +24,6 @@ import json
 import statistics
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx

@@ -136,6 +136,7 @@ class Settings:
     stuck_grace_seconds: float
     queued_grace_seconds: float
     submit_budget_seconds: float
+    running_mark_delay_seconds: float
     max_delay_seconds: float
     ai: AISettings
     telemetry: TelemetrySettings
@@ -217,6 +218,7 @@ def _build(env: Mapping[str, str]) -> Settings:
         stuck_grace_seconds=table.stuck_grace_seconds,
         queued_grace_seconds=table.queued_grace_seconds,
         submit_budget_seconds=table.submit_budget_seconds,
+        running_mark_delay_seconds=table.running_mark_delay_seconds,
         max_delay_seconds=table.max_delay_seconds,
         ai=ai,
         telemetry=TelemetrySettings(

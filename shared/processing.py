@@ -3,6 +3,11 @@
 The row is the source of truth: a message whose job already finished is completed without
 running again (idempotent consumer); the attempt number on the message tells a stale copy
 from the current one; every status change goes through the store's ETag guard.
+
+A job costs one read and one write of its row here: `running` is written only for a job
+whose handler is still going after `running_mark_delay` (so an operator, the sweeper and a
+caller see long jobs as running); a shorter one goes from `queued` (or `retrying`) to its
+outcome in the final write, which records the start of the attempt as well.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from shared import metrics
@@ -47,7 +53,10 @@ class Processor:
         retry: RetryPolicy,
         timeouts: Mapping[JobType, float],
         rng: Callable[[], float] = random.random,
+        *,
+        running_mark_delay: float = 0.0,
     ) -> None:
+        self._running_mark_delay = running_mark_delay
         self._store = store
         self._handlers = handlers
         self._retry = retry
@@ -90,20 +99,28 @@ class Processor:
                 return DeadLetter(job.dead_letter_reason or REASON_PERMANENT, skip)
             return Complete(skip)
 
-        try:
-            job = await self._store.update(
-                job.id, lambda row: _start(row, message.attempt), known=job
-            )
-        except InvalidTransition as exc:
-            return Complete(f"not started: {exc.message}")
-        if job.status is not JobStatus.RUNNING or job.attempt != message.attempt:
-            return Complete(f"not started: job is {job.status.value}, attempt {job.attempt}")
+        started_at = utcnow()
+        mark: _RunningMark | None = None
+        if self._running_mark_delay <= 0:
+            try:
+                job = await self._store.update(
+                    job.id, lambda row: _start(row, message.attempt, started_at), known=job
+                )
+            except InvalidTransition as exc:
+                return Complete(f"not started: {exc.message}")
+            if job.status is not JobStatus.RUNNING or job.attempt != message.attempt:
+                return Complete(f"not started: job is {job.status.value}, attempt {job.attempt}")
+        else:
+            mark = _RunningMark(self._store, job, message.attempt, started_at)
+            mark.start(self._running_mark_delay)
 
         try:
             result = await self._run_handler(job, message)
         except Exception as exc:
-            return await self._failed(job, message, classify(exc))
-        return await self._succeeded(job, message, result)
+            job = await mark.settle() if mark else job
+            return await self._failed(job, message, classify(exc), started_at)
+        job = await mark.settle() if mark else job
+        return await self._succeeded(job, message, result, started_at)
 
     async def _run_handler(self, job: Job, message: JobMessage) -> Any:
         handler = self._handlers.get(job.type)
@@ -122,11 +139,14 @@ class Processor:
         )
         return await asyncio.wait_for(handler(input_data, context), self._timeouts[job.type])
 
-    async def _succeeded(self, job: Job, message: JobMessage, result: Any) -> Outcome:
+    async def _succeeded(
+        self, job: Job, message: JobMessage, result: Any, started_at: datetime
+    ) -> Outcome:
         def finish(row: Job) -> Job | None:
-            if row.status is not JobStatus.RUNNING or row.attempt != message.attempt:
+            running = _as_running(row, message.attempt, started_at)
+            if running is None:
                 return None  # cancelled, or a newer attempt took over: keep what the row says
-            return row.moved_to(
+            return running.moved_to(
                 JobStatus.SUCCEEDED, result=result, error_code=None, error_message=None
             )
 
@@ -144,7 +164,9 @@ class Processor:
             return Complete("succeeded")
         return Complete(f"result discarded: job is {stored.status.value}")
 
-    async def _failed(self, job: Job, message: JobMessage, error: ConveyorError) -> Outcome:
+    async def _failed(
+        self, job: Job, message: JobMessage, error: ConveyorError, started_at: datetime
+    ) -> Outcome:
         attempt = message.attempt
         if isinstance(error, TransientError) and not self._retry.exhausted(attempt):
             delay = backoff_delay(attempt, self._retry, error.retry_after, self._rng)
@@ -180,9 +202,10 @@ class Processor:
             )
 
         def record(row: Job) -> Job | None:
-            if row.status is not JobStatus.RUNNING or row.attempt != attempt:
+            running = _as_running(row, attempt, started_at)
+            if running is None:
                 return None
-            return row.moved_to(
+            return running.moved_to(
                 target,
                 error_code=error.code,
                 error_message=error.message,
@@ -207,13 +230,66 @@ def _reason_to_skip(job: Job, message: JobMessage) -> str | None:
     return None
 
 
-def _start(row: Job, attempt: int) -> Job | None:
+def _start(row: Job, attempt: int, started_at: datetime) -> Job | None:
     if row.status.is_terminal or attempt < row.attempt:
         return None
     return row.moved_to(
         JobStatus.RUNNING,
         attempt=attempt,
-        started_at=utcnow(),
+        started_at=started_at,
         error_code=None,
         error_message=None,
     )
+
+
+def _as_running(row: Job, attempt: int, started_at: datetime) -> Job | None:
+    """The row as running `attempt`, for the write that records how the attempt ended: as it
+    is when `running` was written, marked in memory when it was not (a short job). None when
+    the row has moved on: cancelled, finished, or taken over by a newer attempt."""
+    if row.status is JobStatus.RUNNING:
+        return row if row.attempt == attempt else None
+    if row.status in (JobStatus.QUEUED, JobStatus.RETRYING) and row.attempt <= attempt:
+        return _start(row, attempt, started_at)
+    return None
+
+
+class _RunningMark:
+    """Writes `running` after a delay, unless the handler finished first."""
+
+    def __init__(self, store: JobStore, job: Job, attempt: int, started_at: datetime) -> None:
+        self._store = store
+        self._job = job
+        self._attempt = attempt
+        self._started_at = started_at
+        self._task: asyncio.Task[Job] | None = None
+        self._writing = False
+
+    def start(self, delay: float) -> None:
+        self._task = asyncio.create_task(self._later(delay))
+
+    async def _later(self, delay: float) -> Job:
+        await asyncio.sleep(delay)
+        self._writing = True
+        job = self._job
+        return await self._store.update(
+            job.id, lambda row: _start(row, self._attempt, self._started_at), known=job
+        )
+
+    async def settle(self) -> Job:
+        """The freshest copy of the row (with its ETag) for the final write. A mark not yet
+        begun is called off; one being written is waited for, so the two never race."""
+        task = self._task
+        if task is None:
+            return self._job
+        if not self._writing:
+            task.cancel()
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if not self._writing:
+                return self._job
+            raise
+        except Exception:
+            # The final write reloads under the ETag when the mark did land after all.
+            log.warning("job %s: could not record running", self._job.id, exc_info=True)
+            return self._job

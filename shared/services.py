@@ -174,6 +174,7 @@ async def build_services(settings: Settings, *, ensure_resources: bool = True) -
             default_handlers(settings.sync_targets, http, ai, payloads),
             settings.retry,
             settings.job_timeouts,
+            running_mark_delay=settings.running_mark_delay_seconds,
         ),
         dead_letters=DeadLetterTools(service_bus, store, queue, audit),
         sweeper=StuckJobSweeper(

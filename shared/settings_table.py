@@ -97,6 +97,9 @@ class SettingsTable(BaseModel):
     max_delay_seconds: Seconds = Field(7 * 86400.0, le=366 * 86400, alias="MAX_DELAY_SECONDS")
     # Storage and Service Bus calls of one submit share this deadline (then 503).
     submit_budget_seconds: Seconds = Field(4.0, le=60, alias="SUBMIT_BUDGET_SECONDS")
+    # A job is recorded `running` only once its handler has run this long (0: at once); a
+    # shorter job goes from `queued` to its outcome in one write.
+    running_mark_delay_seconds: float = Field(1.0, ge=0, le=60, alias="RUNNING_MARK_DELAY_SECONDS")
 
     # AI providers
     ai_provider: Literal["local", "azure_openai"] | None = Field(None, alias="AI_PROVIDER")

@@ -9,6 +9,7 @@ the queues directly. Authorization headers (SAS or Bearer) are accepted and not 
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import ssl
@@ -79,6 +80,8 @@ class AdminHandler(BaseHTTPRequestHandler):
         lowered = path.lower()
         if lowered == "$resources/queues":
             self._list_queues(query)
+        elif lowered == "$operations":
+            self._operations()
         elif lowered == "$resources/topics":
             self._send(200, self._empty_list("Topics"), atom.FEED_TYPE)
         elif not path or "/" in path or path.startswith("$"):
@@ -139,6 +142,13 @@ class AdminHandler(BaseHTTPRequestHandler):
             total=len(queues),
         )
         self._send(200, body, atom.FEED_TYPE)
+
+    def _operations(self) -> None:
+        """Operations made on each queue so far, by kind (JSON; the emulator's own route)."""
+        queues = self._snapshot()
+        if queues is not None:
+            counts = {queue.name: queue.operations for queue in queues}
+            self._send(200, json.dumps(counts), "application/json")
 
     def _read_only(self) -> None:
         if self._discard_body():

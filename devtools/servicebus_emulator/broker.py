@@ -266,6 +266,7 @@ class Broker(Handler):
     def _deliver(self, consumer: Consumer, message: Any) -> None:
         link = consumer.link
         if consumer.presettled:
+            consumer.queue.operations["receive"] += 1
             wire = message.wire(lock=False)
             consumer.queue.remove(message)
             delivery = new_delivery(link, uuid.uuid4().bytes_le)
@@ -273,6 +274,7 @@ class Broker(Handler):
             link.advance()
             delivery.settle()
             return
+        consumer.queue.operations["receive"] += 1
         token = consumer.queue.lock(message)
         delivery = new_delivery(link, token.bytes_le)
         delivery.lock_token = token  # proton's tag getter insists on text; keep it here
@@ -333,6 +335,7 @@ class Broker(Handler):
             delivery.update(Disposition.REJECTED)
             delivery.settle()
             return
+        queue.operations["send"] += 1
         batch = split_batch(sections)
         for message in batch if batch is not None else [sections]:
             sequence = queue.enqueue(message)
@@ -350,18 +353,24 @@ class Broker(Handler):
                 raise LockLost("the receiving link is gone")
             if state == Disposition.ACCEPTED:
                 queue.complete(token)
+                kind = "complete"
             elif state == Disposition.REJECTED:
                 reason, description = dead_letter_details(delivery.remote.condition)
                 queue.dead_letter(token, reason, description)
+                kind = "dead_letter"
             elif state == Disposition.MODIFIED:
                 if delivery.remote.undeliverable:
                     queue.defer(token)
+                    kind = "defer"
                 else:
                     queue.abandon(token, count_delivery=delivery.remote.failed)
+                    kind = "abandon"
             elif state == Disposition.RELEASED:
                 queue.abandon(token, count_delivery=False)
+                kind = "release"
             else:
                 return  # RECEIVED or unknown: not a settlement
+            queue.operations[kind] += 1
             if not delivery.settled:
                 delivery.update(state)
         except LockLost as exc:

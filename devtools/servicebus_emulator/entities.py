@@ -7,7 +7,7 @@ import heapq
 import logging
 import time
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -54,6 +54,9 @@ class Queue:
     # For the administration endpoint: when the queue was made, and last sent to or read from.
     created_at: float = field(default_factory=time.time)
     accessed_at: float = 0.0
+    # Operations clients made on this entity, by kind (send, receive, complete, ...): what
+    # Service Bus would bill. Counted by the broker; read through the admin endpoint.
+    operations: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         if not self.is_dead_letter:

@@ -126,6 +126,7 @@ OPERATIONS: dict[str, Callable[[Queue, dict[str, Any]], Reply]] = {
 
 def handle(queue: Queue, operation: str, body: Any) -> Reply:
     handler = OPERATIONS.get(operation)
+    queue.operations[operation.removeprefix("com.microsoft:")] += 1
     if handler is None:
         raise ManagementError(
             501, "amqp:not-implemented", f"operation {operation} is not supported"

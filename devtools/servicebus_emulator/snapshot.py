@@ -31,6 +31,7 @@ class QueueSnapshot:
     size_in_bytes: int
     created_at: float
     accessed_at: float  # 0.0: never sent to nor read from
+    operations: dict[str, int]  # the queue's and its dead-letter queue's, by kind
 
     @property
     def total(self) -> int:
@@ -63,9 +64,18 @@ def snapshot(queues: Iterable[Queue]) -> list[QueueSnapshot]:
                 size_in_bytes=size,
                 created_at=queue.created_at,
                 accessed_at=accessed,
+                operations=_operations(queue),
             )
         )
     return sorted(taken, key=lambda s: s.name.lower())
+
+
+def _operations(queue: Queue) -> dict[str, int]:
+    counts = dict(queue.operations)
+    if queue.dead_letters is not None:
+        for kind, count in queue.dead_letters.operations.items():
+            counts[f"deadletterqueue:{kind}"] = count
+    return counts
 
 
 def _size(sections: Sections) -> int:

@@ -36,8 +36,9 @@ def handler() -> Recorder:
     return Recorder()
 
 
-@pytest.fixture
-def processor(store_only_services, handler) -> Processor:
+@pytest.fixture(params=[0.0, 5.0], ids=["running at once", "running after a delay"])
+def processor(store_only_services, handler, request) -> Processor:
+    """Every outcome holds whether `running` is written first or only for long jobs."""
     settings = store_only_services.settings
     return Processor(
         store_only_services.store,
@@ -45,6 +46,7 @@ def processor(store_only_services, handler) -> Processor:
         settings.retry,
         settings.job_timeouts,
         rng=lambda: 1.0,
+        running_mark_delay=request.param,
     )
 
 
@@ -207,7 +209,8 @@ async def test_redelivery_of_a_running_attempt_runs_it_again(
     assert handler.calls == 1
 
 
-async def test_cancel_while_running_discards_the_result(store_only_services, handler):
+@pytest.mark.parametrize("delay", [0.0, 5.0])
+async def test_cancel_while_running_discards_the_result(store_only_services, handler, delay):
     store = store_only_services.store
     job = await new_job(store_only_services)
 
@@ -220,10 +223,92 @@ async def test_cancel_while_running_discards_the_result(store_only_services, han
         {t: cancel_during_run for t in JobType},
         store_only_services.settings.retry,
         store_only_services.settings.job_timeouts,
+        running_mark_delay=delay,
     )
     outcome, _ = await processor.process(body(job))
     assert isinstance(outcome, Complete)
     assert "discarded" in outcome.note
+    row = await store.get(job.id)
+    assert row.status is JobStatus.CANCELLED
+    assert row.result is None
+
+
+def delayed(services, handler: Any, delay: float) -> Processor:
+    return Processor(
+        services.store,
+        {t: handler for t in JobType},
+        services.settings.retry,
+        services.settings.job_timeouts,
+        running_mark_delay=delay,
+    )
+
+
+async def test_a_job_still_running_after_the_delay_is_recorded_running(store_only_services):
+    store = store_only_services.store
+    job = await new_job(store_only_services)
+    seen: list[JobStatus] = []
+    release = asyncio.Event()
+
+    async def slow(input_data: dict[str, Any], context: JobContext) -> Any:
+        await release.wait()
+        return {"ok": True}
+
+    processing = asyncio.create_task(delayed(store_only_services, slow, 0.05).process(body(job)))
+    for _ in range(200):
+        row = await store.get(job.id)
+        seen.append(row.status)
+        if row.status is JobStatus.RUNNING:
+            break
+        await asyncio.sleep(0.02)
+    release.set()
+    outcome, _ = await processing
+    assert outcome == Complete("succeeded")
+    assert seen[-1] is JobStatus.RUNNING
+    row = await store.get(job.id)
+    assert row.status is JobStatus.SUCCEEDED
+    assert row.started_at is not None
+
+
+async def test_a_short_job_goes_from_queued_to_succeeded_in_one_write(store_only_services):
+    store = store_only_services.store
+    job = await new_job(store_only_services)
+    writes: list[JobStatus] = []
+    update = store.update
+
+    async def counting_update(job_id: str, change: Any, *, known: Job | None = None) -> Job:
+        stored = await update(job_id, change, known=known)
+        writes.append(stored.status)
+        return stored
+
+    store.update = counting_update  # type: ignore[method-assign]
+    try:
+
+        async def quick(input_data: dict[str, Any], context: JobContext) -> Any:
+            return {"ok": True}
+
+        outcome, _ = await delayed(store_only_services, quick, 5.0).process(body(job))
+    finally:
+        del store.update
+    assert outcome == Complete("succeeded")
+    assert writes == [JobStatus.SUCCEEDED]
+    row = await store.get(job.id)
+    assert row.attempt == 1
+    assert row.started_at is not None
+    assert row.finished_at is not None
+    assert row.started_at <= row.finished_at
+
+
+async def test_a_cancel_before_the_mark_keeps_the_job_cancelled(store_only_services):
+    store = store_only_services.store
+    job = await new_job(store_only_services)
+
+    async def slow(input_data: dict[str, Any], context: JobContext) -> Any:
+        await store.update(job.id, lambda row: row.moved_to(JobStatus.CANCELLED))
+        await asyncio.sleep(0.1)  # past the delay: the mark finds the job cancelled
+        return {"late": True}
+
+    outcome, _ = await delayed(store_only_services, slow, 0.02).process(body(job))
+    assert isinstance(outcome, Complete)
     row = await store.get(job.id)
     assert row.status is JobStatus.CANCELLED
     assert row.result is None
