@@ -69,6 +69,25 @@ class ReceiverMessageActions:
     def renew_message_lock(self, message: ServiceBusReceivedMessage) -> None:
         self._run(self._receiver.renew_message_lock(message))
 
+    # Coroutine forms for callers already on the host's loop (functions/workers.py uses
+    # them when present): no thread and no hop between loops per settlement.
+
+    async def complete_async(self, message: ServiceBusReceivedMessage) -> None:
+        await self._receiver.complete_message(message)
+
+    async def abandon_async(self, message: ServiceBusReceivedMessage) -> None:
+        await self._receiver.abandon_message(message)
+
+    async def deadletter_async(
+        self,
+        message: ServiceBusReceivedMessage,
+        deadletter_reason: str | None = None,
+        deadletter_error_description: str | None = None,
+    ) -> None:
+        await self._receiver.dead_letter_message(
+            message, reason=deadletter_reason, error_description=deadletter_error_description
+        )
+
 
 async def _awaited(operation: Awaitable[Any]) -> Any:
     return await operation

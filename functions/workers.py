@@ -12,7 +12,10 @@ redelivers it, and MaxDeliveryCount on the queue is the last line before the DLQ
 """
 
 import asyncio
+import functools
 import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import azure.functions as func
 import azurefunctions.extensions.bindings.servicebus as servicebus
@@ -32,8 +35,15 @@ from shared.services import ServicesProvider
 log = logging.getLogger(__name__)
 
 
+# Blocking settlement calls get threads of their own: on the default pool (a few threads on
+# a small instance) each would hold a thread for a whole round trip and starve the rest.
+_SETTLEMENT_THREADS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="settlement")
+
+
 class FunctionsSettlement:
-    """Settlement through the Functions host's message actions (blocking gRPC calls)."""
+    """Settlement through the Functions host's message actions (blocking gRPC calls). An
+    actions object that also offers coroutines (`complete_async`, ...; the local host's
+    does) is awaited directly, with no thread at all."""
 
     def __init__(
         self,
@@ -43,19 +53,24 @@ class FunctionsSettlement:
         self._message = message
         self._actions = actions
 
+    async def _settle(self, name: str, **kwargs: Any) -> None:
+        native = getattr(self._actions, f"{name}_async", None)
+        if native is not None:
+            await native(self._message, **kwargs)
+            return
+        call = functools.partial(getattr(self._actions, name), self._message, **kwargs)
+        await asyncio.get_running_loop().run_in_executor(_SETTLEMENT_THREADS, call)
+
     async def complete(self) -> None:
-        await asyncio.to_thread(self._actions.complete, self._message)
+        await self._settle("complete")
 
     async def dead_letter(self, reason: str, description: str) -> None:
-        await asyncio.to_thread(
-            self._actions.deadletter,
-            self._message,
-            deadletter_reason=reason,
-            deadletter_error_description=description,
+        await self._settle(
+            "deadletter", deadletter_reason=reason, deadletter_error_description=description
         )
 
     async def abandon(self) -> None:
-        await asyncio.to_thread(self._actions.abandon, self._message)
+        await self._settle("abandon")
 
 
 async def deliver(

@@ -11,10 +11,10 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from azure.servicebus import ServiceBusMessage, ServiceBusReceivedMessage
 from azure.servicebus.aio import ServiceBusClient, ServiceBusSender
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "application/json"
 CLOSE_TIMEOUT_SECONDS = 2.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -147,19 +148,33 @@ def copy_message_id(job_id: str, label: str) -> str:
 
 
 class JobQueue:
+    """Senders are opened on first use and kept: a small pool per queue (`senders_per_queue`),
+    since one SDK sender carries one send at a time and a single one per queue makes
+    concurrent submits wait in line for it."""
+
     def __init__(
         self,
         client: ServiceBusClient,
         queue_names: Mapping[JobType, str],
         high_queue_names: Mapping[JobType, str] | None = None,
+        *,
+        senders_per_queue: int = 4,
     ) -> None:
         self._client = client
         self.queue_names = dict(queue_names)
         # Without high queues (a test's single queue per type) high jobs share the type's.
         self.high_queue_names = dict(high_queue_names or queue_names)
-        self._senders: dict[str, ServiceBusSender] = {}
+        self._senders: dict[tuple[str, int], ServiceBusSender] = {}
         self._lock = asyncio.Lock()
-        self._send_locks = {name: asyncio.Lock() for name in self.all_queue_names}
+        # Free sender slots per queue: a send takes one and gives it back. Last in, first
+        # out: the slot used last (its sender open) is used again, so a quiet queue keeps
+        # one link and more open only under concurrent sends.
+        self._free: dict[str, asyncio.LifoQueue[int]] = {}
+        for name in self.all_queue_names:
+            free: asyncio.LifoQueue[int] = asyncio.LifoQueue()
+            for slot in reversed(range(max(1, senders_per_queue))):
+                free.put_nowait(slot)
+            self._free[name] = free
 
     @property
     def all_queue_names(self) -> list[str]:
@@ -178,7 +193,6 @@ class JobQueue:
         (what `cancel_scheduled` takes). Any failure, whatever the SDK raises, is a
         ServiceUnavailable: the sender is dropped so the next send opens a fresh link."""
         queue = self.name_for(message.job_type, message.priority)
-        sequence_number: int | None = None
         with telemetry.producer_span(
             message.job_id, message.job_type.value, queue, message.attempt
         ):
@@ -186,29 +200,9 @@ class JobQueue:
             # span when there is one); a retry copy keeps the traceparent of the first send.
             if message.traceparent is None:
                 message = replace(message, traceparent=telemetry.current_traceparent())
-            # The SDK's senders are not coroutine-safe: one send at a time per queue. The
-            # sender is looked up INSIDE the lock, so a send never reuses one that a failed
-            # send just closed.
-            async with self._send_locks[queue]:
-                sender = await self._sender(queue)
-                try:
-                    sb_message = message.to_service_bus()
-                    if scheduled_at is None:
-                        await sender.send_messages(sb_message)
-                    else:
-                        numbers = await sender.schedule_messages(sb_message, scheduled_at)
-                        sequence_number = int(numbers[0]) if numbers else None
-                except MessageSizeExceededError as exc:
-                    raise MessageTooLarge(
-                        f"the job message is larger than queue {queue!r} accepts: {exc}"
-                    ) from exc
-                except (Exception, asyncio.CancelledError) as exc:
-                    # Cancelled (a deadline ran out) mid-send leaves the link in an unknown
-                    # state too: drop it, then let the cancellation go on.
-                    await self._drop_sender(queue, sender)
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
-                    raise ServiceUnavailable(f"could not send to queue {queue!r}: {exc}") from exc
+            sequence_number = await self._on_sender(
+                queue, lambda sender: self._send_on(sender, message, queue, scheduled_at)
+            )
         log.info("sent job %s to %s (attempt %d)", message.job_id, queue, message.attempt)
         return sequence_number
 
@@ -217,18 +211,59 @@ class JobQueue:
     ) -> None:
         """Withdraw a scheduled message before it is due (ServiceUnavailable on failure)."""
         queue = self.name_for(job_type, priority)
-        async with self._send_locks[queue]:
-            sender = await self._sender(queue)
+
+        async def cancel(sender: ServiceBusSender) -> None:
+            await sender.cancel_scheduled_messages(sequence_number)
+
+        await self._on_sender(queue, cancel, f"cancel scheduled message {sequence_number} on")
+        log.info("cancelled scheduled message %d on %s", sequence_number, queue)
+
+    async def _on_sender(
+        self,
+        queue: str,
+        operation: Callable[[ServiceBusSender], Awaitable[T]],
+        what: str = "send to",
+    ) -> T:
+        """Run `operation` on a sender of the queue that no other coroutine is using (the
+        SDK's senders are not coroutine-safe). The sender is looked up once its slot is
+        held, so an operation never reuses one that a failed operation just closed."""
+        free = self._free[queue]
+        slot = await free.get()
+        try:
+            key = (queue, slot)
+            sender = await self._sender(key)
             try:
-                await sender.cancel_scheduled_messages(sequence_number)
-            except (Exception, asyncio.CancelledError) as exc:
-                await self._drop_sender(queue, sender)
+                return await operation(sender)
+            except (MessageTooLarge, asyncio.CancelledError, Exception) as exc:
+                if isinstance(exc, MessageTooLarge):
+                    raise
+                # Cancelled (a deadline ran out) mid-call leaves the link in an unknown
+                # state too: drop it, then let the cancellation go on.
+                await self._drop_sender(key, sender)
                 if isinstance(exc, asyncio.CancelledError):
                     raise
-                raise ServiceUnavailable(
-                    f"could not cancel scheduled message {sequence_number} on {queue!r}: {exc}"
-                ) from exc
-        log.info("cancelled scheduled message %d on %s", sequence_number, queue)
+                raise ServiceUnavailable(f"could not {what} queue {queue!r}: {exc}") from exc
+        finally:
+            free.put_nowait(slot)
+
+    async def _send_on(
+        self,
+        sender: ServiceBusSender,
+        message: JobMessage,
+        queue: str,
+        scheduled_at: datetime | None,
+    ) -> int | None:
+        sb_message = message.to_service_bus()
+        try:
+            if scheduled_at is None:
+                await sender.send_messages(sb_message)
+                return None
+            numbers = await sender.schedule_messages(sb_message, scheduled_at)
+        except MessageSizeExceededError as exc:
+            raise MessageTooLarge(
+                f"the job message is larger than queue {queue!r} accepts: {exc}"
+            ) from exc
+        return int(numbers[0]) if numbers else None
 
     async def close(self) -> None:
         async with self._lock:
@@ -236,25 +271,27 @@ class JobQueue:
         for sender in senders:
             await sender.close()
 
-    async def _sender(self, queue: str) -> ServiceBusSender:
-        """The queue's sender, opened once. Opening happens under the lock: the SDK's sender
-        is not safe to open from several coroutines at once."""
-        async with self._lock:
-            sender = self._senders.get(queue)
-            if sender is None:
-                sender = self._client.get_queue_sender(queue)
-                try:
-                    await sender.__aenter__()
-                except Exception as exc:
-                    raise ServiceUnavailable(f"could not open queue {queue!r}: {exc}") from exc
-                self._senders[queue] = sender
+    async def _sender(self, key: tuple[str, int]) -> ServiceBusSender:
+        """The slot's sender, opened once. Only the operation holding the slot opens it (the
+        SDK's sender is not safe to open from several coroutines at once), so slots open in
+        parallel and a burst is not held up behind one open after another."""
+        sender = self._senders.get(key)
+        if sender is not None:
             return sender
-
-    async def _drop_sender(self, queue: str, sender: ServiceBusSender) -> None:
-        """Forget a sender whose link failed, so the next send opens a fresh one."""
+        sender = self._client.get_queue_sender(key[0])
+        try:
+            await sender.__aenter__()
+        except Exception as exc:
+            raise ServiceUnavailable(f"could not open queue {key[0]!r}: {exc}") from exc
         async with self._lock:
-            if self._senders.get(queue) is sender:
-                del self._senders[queue]
+            self._senders[key] = sender
+        return sender
+
+    async def _drop_sender(self, key: tuple[str, int], sender: ServiceBusSender) -> None:
+        """Forget a sender whose link failed, so the next operation opens a fresh one."""
+        async with self._lock:
+            if self._senders.get(key) is sender:
+                del self._senders[key]
         try:
             await asyncio.wait_for(sender.close(), CLOSE_TIMEOUT_SECONDS)
         except Exception:  # closing a broken link may fail or hang too; nothing more to do

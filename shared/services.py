@@ -6,12 +6,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from azure.data.tables.aio import TableServiceClient
 from azure.servicebus.aio import ServiceBusClient
-from azure.storage.blob.aio import BlobServiceClient
 
 from shared import metrics
 from shared.ai.providers import AIProviders, build_ai
@@ -36,6 +35,9 @@ from shared.rate_limits import RateLimiter
 from shared.store import JobStore
 from shared.submission import JobService
 from shared.sweeper import StuckJobSweeper
+
+if TYPE_CHECKING:
+    from azure.storage.blob.aio import BlobServiceClient
 
 log = logging.getLogger(__name__)
 
@@ -75,18 +77,41 @@ def _credential(client_id: str | None) -> Any:
     return DefaultAzureCredential(managed_identity_client_id=client_id)
 
 
+def _storage_transport() -> Any:
+    """An aiohttp transport that does not trust the environment: with it, aiohttp looks up
+    `.netrc` and the proxy variables (in a thread) for every Storage request. Storage here
+    is reached directly; HTTP(S)_PROXY is not honoured for it."""
+    from azure.core.pipeline.transport import AioHttpTransport
+
+    return AioHttpTransport(use_env_settings=False)
+
+
 def _storage_clients(settings: StorageSettings) -> tuple[TableServiceClient, BlobServiceClient]:
+    from azure.storage.blob.aio import BlobServiceClient
+
     if settings.connection_string:
         return (
-            TableServiceClient.from_connection_string(settings.connection_string),
-            BlobServiceClient.from_connection_string(settings.connection_string),
+            TableServiceClient.from_connection_string(
+                settings.connection_string, transport=_storage_transport()
+            ),
+            BlobServiceClient.from_connection_string(
+                settings.connection_string, transport=_storage_transport()
+            ),
         )
     assert settings.table_service_uri
     assert settings.blob_service_uri
     credential = _credential(settings.client_id)
     return (
-        TableServiceClient(endpoint=settings.table_service_uri, credential=credential),
-        BlobServiceClient(account_url=settings.blob_service_uri, credential=credential),
+        TableServiceClient(
+            endpoint=settings.table_service_uri,
+            credential=credential,
+            transport=_storage_transport(),
+        ),
+        BlobServiceClient(
+            account_url=settings.blob_service_uri,
+            credential=credential,
+            transport=_storage_transport(),
+        ),
     )
 
 

@@ -280,7 +280,7 @@ async def test_a_short_job_goes_from_queued_to_succeeded_in_one_write(store_only
         writes.append(stored.status)
         return stored
 
-    store.update = counting_update  # type: ignore[method-assign]
+    store.update = counting_update
     try:
 
         async def quick(input_data: dict[str, Any], context: JobContext) -> Any:

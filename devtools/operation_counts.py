@@ -1,0 +1,150 @@
+"""What one successful job costs in Table transactions and Service Bus operations.
+
+A devtools/host.py process (the API and the workers) runs with its Table endpoint behind a
+CountingProxy; Service Bus operations are counted by the emulator itself (GET /$operations
+on its administration port). One warm-up job first (the rate limit row, cached reads), then
+each measured job is submitted, left to finish (watched straight on Azurite and the
+emulator, so the watching is not counted) and read once by its caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from azure.data.tables.aio import TableClient
+
+from devtools.counting_proxy import CountingProxy, counting_proxy
+from devtools.host_process import HostProcess
+from shared.config import Settings
+
+JOB = {"type": "summarize", "input": {"text": "One short sentence to summarize."}}
+
+
+@dataclass(frozen=True)
+class JobCount:
+    job_before_read: int  # the job's own row: insert, worker read, final write
+    caller_read: int
+    idempotency: int
+    rate_limit: int
+    other_tables: dict[str, int]
+    service_bus: dict[str, int]  # by kind, over every queue
+    statuses_seen: tuple[str, ...]
+
+    @property
+    def bookkeeping(self) -> int:
+        return self.idempotency + self.rate_limit
+
+
+@dataclass(frozen=True)
+class _Tables:
+    jobs: str
+    idempotency: str
+    rate_limits: str
+
+
+def _table_endpoint(connection: str, endpoint: str) -> str:
+    return re.sub(r"TableEndpoint=[^;]+", f"TableEndpoint={endpoint}", connection)
+
+
+async def _operations(admin_url: str) -> Counter[str]:
+    async with httpx.AsyncClient(verify=False, trust_env=False) as client:
+        counts = (await client.get(f"{admin_url}/$operations")).json()
+    total: Counter[str] = Counter()
+    for kinds in counts.values():
+        total.update(kinds)
+    return total
+
+
+async def _until_settled(admin_url: str, before: Counter[str], within: float) -> Counter[str]:
+    deadline = time.monotonic() + within
+    while True:
+        delta = await _operations(admin_url) - before
+        if delta["complete"] + delta["dead_letter"] >= 1:
+            return delta
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the job's message was not settled: {dict(delta)}")
+        await asyncio.sleep(0.1)
+
+
+async def count_jobs(
+    env: dict[str, str],
+    admin_url: str,
+    headers: dict[str, str],
+    *,
+    with_keys: tuple[bool, ...] = (True, False),
+    within: float = 30.0,
+) -> list[JobCount]:
+    """One JobCount per measured job; `with_keys[i]` says whether job i sends an
+    Idempotency-Key. `env` names the host's settings (AzureWebJobsStorage points at Azurite;
+    the proxy is put in front of its Table endpoint here)."""
+    storage = env["AzureWebJobsStorage"]
+    account = re.search(r"AccountName=([^;]+)", storage)
+    target = re.search(r"TableEndpoint=(https?://[^/;]+)", storage)
+    assert account is not None
+    assert target is not None
+    settings = Settings.from_env(env)
+    tables = _Tables(
+        settings.jobs_table, settings.idempotency_table, settings.limits.rate_limits_table
+    )
+    async with counting_proxy(target.group(1)) as proxy:
+        host_env = {**env, "AzureWebJobsStorage": _table_endpoint(storage, proxy.endpoint(
+            account.group(1)))}  # fmt: skip
+        host = await asyncio.to_thread(HostProcess, host_env)
+        rows = TableClient.from_connection_string(storage, tables.jobs)
+        try:
+            async with httpx.AsyncClient(
+                base_url=host.base_url, headers=headers, timeout=30, trust_env=False
+            ) as http:
+                await _one(http, proxy, rows, admin_url, tables, True, within)  # warm-up
+                return [
+                    await _one(http, proxy, rows, admin_url, tables, key, within)
+                    for key in with_keys
+                ]
+        finally:
+            await rows.close()
+            await asyncio.to_thread(host.stop)
+
+
+async def _one(
+    http: httpx.AsyncClient,
+    proxy: CountingProxy,
+    rows: TableClient,
+    admin_url: str,
+    tables: _Tables,
+    with_key: bool,
+    within: float,
+) -> JobCount:
+    before = await _operations(admin_url)
+    proxy.requests.clear()
+    extra = {"Idempotency-Key": uuid.uuid4().hex} if with_key else {}
+    response = await http.post("/api/jobs", json=JOB, headers=extra)
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    statuses = ["queued"]
+    delta = await _until_settled(admin_url, before, within)
+    entity: Any = await rows.get_entity(job_id, "job")
+    statuses.append(entity["status"])
+    on_jobs = len(proxy.on(tables.jobs))
+    read = await http.get(f"/api/jobs/{job_id}")
+    assert read.status_code == 200, read.text
+    others = Counter(r.table.lower() for r in proxy.requests)
+    caller_read = others.pop(tables.jobs.lower(), 0) - on_jobs
+    idempotency = others.pop(tables.idempotency.lower(), 0)
+    rate_limit = others.pop(tables.rate_limits.lower(), 0)
+    rest = dict(others)
+    return JobCount(
+        job_before_read=on_jobs,
+        caller_read=caller_read,
+        idempotency=idempotency,
+        rate_limit=rate_limit,
+        other_tables=rest,
+        service_bus=dict(delta),
+        statuses_seen=tuple(statuses),
+    )
