@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
-
-from fastapi import FastAPI
+from typing import TYPE_CHECKING
 
 from shared import telemetry
 from shared.config import Settings
 from shared.services import Services, ServicesProvider, build_services
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ def under_functions_worker() -> bool:
     return any(name in sys.modules for name in WORKER_MODULES)
 
 
-def start_telemetry(api: FastAPI, settings: Settings) -> telemetry.Exporter:
+def start_telemetry(api: FastAPI | None, settings: Settings) -> telemetry.Exporter:
     """Quiet the Azure SDKs' loggers and export to Application Insights when configured,
     once per process (shared/telemetry.py). Under the Functions host, the host's span for
     each invocation is the parent of the app's spans (the worker hands it over with
@@ -49,11 +51,15 @@ def start_telemetry(api: FastAPI, settings: Settings) -> telemetry.Exporter:
     if exporter is telemetry.Exporter.NONE:
         return exporter
     if worker:
-        if not (settings.telemetry.worker_context or settings.telemetry.worker_exporter):
+        if api is None and not (
+            settings.telemetry.worker_context or settings.telemetry.worker_exporter
+        ):
             log.warning(
                 "PYTHON_ENABLE_OPENTELEMETRY is off: the worker does not hand over the host's "
                 "trace context, so the app's spans start traces of their own"
             )
+        return exporter
+    if api is None:  # the HTTP app is built later and calls this again (`configure` is once)
         return exporter
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 

@@ -20,7 +20,6 @@ from typing import Any
 import azure.functions as func
 import azurefunctions.extensions.bindings.servicebus as servicebus
 
-from functions.http_api import job_document_bytes
 from shared.config import (
     CALLBACKS_QUEUE_SETTING,
     HIGH_QUEUE_NAME_SETTINGS,
@@ -125,6 +124,8 @@ async def deliver_callback(
 ) -> None:
     """One callback attempt. It runs apart from the job's own trigger: a slow or failing
     endpoint holds only this message, never a job's."""
+    from functions.http_api import job_document_bytes  # FastAPI: imported on first use
+
     settlement = FunctionsSettlement(message, actions)
     try:
         services = await provider.get()

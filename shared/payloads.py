@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob.aio import ContainerClient
 
 from shared.errors import NotFound, ServiceUnavailable
+
+if TYPE_CHECKING:  # imported on first use: the Blob SDK and numpy are slow to import
+    import numpy as np
+    from azure.storage.blob.aio import ContainerClient
 
 # A Table string property holds 64 KiB of UTF-16, i.e. 32K characters; keep a margin.
 MAX_INLINE_CHARS = 30_000
@@ -35,6 +37,8 @@ class PayloadStore:
 
     async def put_vectors(self, name: str, vectors: np.ndarray) -> str:
         """Store a (count, dimensions) matrix as float32 little-endian rows."""
+        import numpy as np
+
         data = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
         return await self._upload(name, data, "application/octet-stream")
 
@@ -47,6 +51,8 @@ class PayloadStore:
 
     async def get_vectors(self, ref: str, dimensions: int) -> np.ndarray:
         data = await self._get_bytes(ref)
+        import numpy as np
+
         return np.frombuffer(data, dtype="<f4").reshape(-1, dimensions)
 
     async def expand_vectors(self, result: Any) -> Any:

@@ -8,24 +8,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from azure.data.tables.aio import TableServiceClient
 from azure.servicebus.aio import ServiceBusClient
 
 from shared import metrics
-from shared.ai.providers import AIProviders, build_ai
 from shared.audit import AuditLog
 from shared.auth.authenticator import Authenticator
 from shared.auth.key_table import ApiKeyTable
-from shared.auth.tokens import TokenValidator
 from shared.backpressure import Backpressure, QueueDepths
-from shared.callbacks.delivery import CallbackDelivery
 from shared.callbacks.notify import CallbackStore
 from shared.callbacks.policy import CallbackPolicy
 from shared.callbacks.queue import CallbackQueue
 from shared.config import AuthSettings, ServiceBusSettings, Settings, StorageSettings
 from shared.dead_letters import DeadLetterTools
-from shared.handlers import default_handlers
 from shared.health import HealthChecker
 from shared.intake import IntakeSwitches
 from shared.payloads import PayloadStore
@@ -36,8 +31,12 @@ from shared.store import JobStore
 from shared.submission import JobService
 from shared.sweeper import StuckJobSweeper
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported on first use (build_services): slow to import, not needed before
+    import httpx
     from azure.storage.blob.aio import BlobServiceClient
+
+    from shared.ai.providers import AIProviders
+    from shared.callbacks.delivery import CallbackDelivery
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +143,12 @@ def service_bus_client(settings: ServiceBusSettings) -> ServiceBusClient:
 
 
 async def build_services(settings: Settings, *, ensure_resources: bool = True) -> Services:
+    import httpx
+
+    from shared.ai.providers import build_ai
+    from shared.callbacks.delivery import CallbackDelivery
+    from shared.handlers import default_handlers
+
     tables, blobs = _storage_clients(settings.storage)
     service_bus = service_bus_client(settings.service_bus)
     payloads = PayloadStore(blobs.get_container_client(settings.payload_container))
@@ -281,6 +286,8 @@ def build_authenticator(settings: AuthSettings, provider: ServicesProvider) -> A
 
     tokens = None
     if settings.accepts_tokens:
+        from shared.auth.tokens import TokenValidator  # PyJWT, imported only when needed
+
         tokens = TokenValidator(
             issuers=settings.jwt_issuers,
             audiences=settings.jwt_audiences,

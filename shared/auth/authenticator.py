@@ -9,12 +9,15 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from shared.auth.api_keys import ApiKeyRecord, hash_key, key_id_of
 from shared.auth.caller import UNAUTHENTICATED, Caller
 from shared.auth.key_table import ApiKeyTable
-from shared.auth.tokens import TokenValidator
 from shared.errors import Unauthenticated
+
+if TYPE_CHECKING:  # PyJWT is imported only when tokens are accepted
+    from shared.auth.tokens import TokenValidator
 
 log = logging.getLogger(__name__)
 
