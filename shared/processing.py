@@ -242,13 +242,17 @@ def _start(row: Job, attempt: int, started_at: datetime) -> Job | None:
     )
 
 
+# A row in one of these has no `running` recorded for the attempt yet.
+_WAITING = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.RETRYING})
+
+
 def _as_running(row: Job, attempt: int, started_at: datetime) -> Job | None:
     """The row as running `attempt`, for the write that records how the attempt ended: as it
     is when `running` was written, marked in memory when it was not (a short job). None when
     the row has moved on: cancelled, finished, or taken over by a newer attempt."""
     if row.status is JobStatus.RUNNING:
         return row if row.attempt == attempt else None
-    if row.status in (JobStatus.QUEUED, JobStatus.RETRYING) and row.attempt <= attempt:
+    if row.status in _WAITING and row.attempt <= attempt:
         return _start(row, attempt, started_at)
     return None
 

@@ -2,8 +2,7 @@
 
 Addresses: `<queue>` (send and receive), `<queue>/$DeadLetterQueue` (receive),
 `<entity>/$management` (request/response), `$cbs` (claims-based auth: every token accepted).
-Everything runs on the reactor thread; a 50 ms tick expires locks and releases scheduled
-messages.
+All on the reactor thread; a 50 ms tick expires locks and releases scheduled messages.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from devtools.servicebus_emulator.links import (
     wants_session,
 )
 from devtools.servicebus_emulator.replies import answer_request
-from devtools.servicebus_emulator.snapshot import SnapshotBridge, snapshot
+from devtools.servicebus_emulator.snapshot import SnapshotBridge, settlement_kind, snapshot
 
 log = logging.getLogger(__name__)
 
@@ -265,8 +264,8 @@ class Broker(Handler):
 
     def _deliver(self, consumer: Consumer, message: Any) -> None:
         link = consumer.link
+        consumer.queue.operations["receive"] += 1
         if consumer.presettled:
-            consumer.queue.operations["receive"] += 1
             wire = message.wire(lock=False)
             consumer.queue.remove(message)
             delivery = new_delivery(link, uuid.uuid4().bytes_le)
@@ -274,7 +273,6 @@ class Broker(Handler):
             link.advance()
             delivery.settle()
             return
-        consumer.queue.operations["receive"] += 1
         token = consumer.queue.lock(message)
         delivery = new_delivery(link, token.bytes_le)
         delivery.lock_token = token  # proton's tag getter insists on text; keep it here
@@ -353,24 +351,19 @@ class Broker(Handler):
                 raise LockLost("the receiving link is gone")
             if state == Disposition.ACCEPTED:
                 queue.complete(token)
-                kind = "complete"
             elif state == Disposition.REJECTED:
                 reason, description = dead_letter_details(delivery.remote.condition)
                 queue.dead_letter(token, reason, description)
-                kind = "dead_letter"
             elif state == Disposition.MODIFIED:
                 if delivery.remote.undeliverable:
                     queue.defer(token)
-                    kind = "defer"
                 else:
                     queue.abandon(token, count_delivery=delivery.remote.failed)
-                    kind = "abandon"
             elif state == Disposition.RELEASED:
                 queue.abandon(token, count_delivery=False)
-                kind = "release"
             else:
                 return  # RECEIVED or unknown: not a settlement
-            queue.operations[kind] += 1
+            queue.operations[settlement_kind(state, delivery)] += 1
             if not delivery.settled:
                 delivery.update(state)
         except LockLost as exc:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
+from proton import Delivery, Disposition
 from proton.reactor import ApplicationEvent, EventInjector
 
 from devtools.servicebus_emulator.codec import Sections
@@ -118,3 +120,13 @@ class SnapshotBridge:
                 subject.result = take()
             finally:
                 subject.done.set()
+
+
+def settlement_kind(state: Any, delivery: Delivery) -> str:
+    """How a settlement is counted in a queue's operations."""
+    kinds = {Disposition.ACCEPTED: "complete", Disposition.REJECTED: "dead_letter"}
+    if state == Disposition.RELEASED:
+        return "release"
+    if state == Disposition.MODIFIED:
+        return "defer" if delivery.remote.undeliverable else "abandon"
+    return kinds.get(state, "settle")
