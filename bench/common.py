@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,10 @@ from typing import Any
 from shared.jobs import JobType
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# The app's queues as infra/ names them (each type's, its high-priority one, callbacks).
+APP_QUEUES = tuple(
+    json.loads((RESULTS.parents[1] / "infra" / "names.json").read_text())["queues"].values()
+)
 QUEUE_PROPERTIES = {
     "MaxDeliveryCount": 5,
     "LockDuration": "PT1M",
@@ -22,7 +27,7 @@ EMULATOR_CONFIG: dict[str, Any] = {
                 "Name": "bench",
                 "Queues": [
                     {"Name": name, "Properties": QUEUE_PROPERTIES}
-                    for name in ("summarize", "embed", "sync", "callbacks", "baseline")
+                    for name in (*APP_QUEUES, "baseline")
                 ],
             }
         ],
@@ -30,9 +35,11 @@ EMULATOR_CONFIG: dict[str, Any] = {
     }
 }
 # A host with these settings serves the API only: no queue trigger runs.
-NO_WORKERS = {f"AzureWebJobs.{t.value}_worker.Disabled": "true" for t in JobType} | {
-    "AzureWebJobs.callback_worker.Disabled": "true"
-}
+NO_WORKERS = {
+    f"AzureWebJobs.{t.value}{infix}_worker.Disabled": "true"
+    for t in JobType
+    for infix in ("", "_high")
+} | {"AzureWebJobs.callback_worker.Disabled": "true"}
 
 
 def cpu_seconds(pid: int) -> float:

@@ -27,6 +27,7 @@ import uuid
 from typing import Any
 
 import aiohttp
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.data.tables.aio import TableClient
 from azure.servicebus import ServiceBusMessage
 from azure.servicebus.aio import ServiceBusClient
@@ -68,7 +69,16 @@ class RawSubmit:
     """The two calls a submit needs, straight on the SDKs."""
 
     def __init__(self, storage: str, service_bus: str) -> None:
-        self.table = TableClient.from_connection_string(storage, "rawjobs")
+        # The SDK's default transport (it trusts the environment), with idle connections
+        # closed before Azurite's 5 s keep-alive ends them under a request between rounds.
+        self.session = aiohttp.ClientSession(
+            trust_env=True, connector=aiohttp.TCPConnector(keepalive_timeout=2)
+        )
+        self.table = TableClient.from_connection_string(
+            storage,
+            "rawjobs",
+            transport=AioHttpTransport(session=self.session, session_owner=False),
+        )
         self.client = ServiceBusClient.from_connection_string(service_bus)
         self.senders = [self.client.get_queue_sender("summarize") for _ in range(CONCURRENCY)]
 
@@ -101,6 +111,7 @@ class RawSubmit:
             await sender.close()
         await self.client.close()
         await self.table.close()
+        await self.session.close()
 
 
 async def main_async(jobs: int, rounds: int) -> dict[str, Any]:
@@ -127,7 +138,8 @@ async def main_async(jobs: int, rounds: int) -> dict[str, Any]:
         clients = {
             name: aiohttp.ClientSession(
                 base_url=host.base_url,
-                connector=aiohttp.TCPConnector(limit=CONCURRENCY),
+                # Under uvicorn's 5 s keep-alive: no request on a connection it is closing.
+                connector=aiohttp.TCPConnector(limit=CONCURRENCY, keepalive_timeout=2),
                 timeout=aiohttp.ClientTimeout(total=30),
             )
             for name, host in hosts.items()
