@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 from azure.data.tables.aio import TableClient
 
+from bench.common import EMULATOR_CONFIG, NO_WORKERS
 from devtools.azurite import run_azurite
 from devtools.host_process import HostProcess
 from devtools.servicebus_emulator.process import start_emulator
@@ -95,21 +96,7 @@ async def transactions_per_submit(connection: str, table: str, submits: int) -> 
     return {"one instance": await measure(1), "two instances taking turns": await measure(2)}
 
 
-EMULATOR = {
-    "UserConfig": {
-        "Namespaces": [
-            {
-                "Name": "bench",
-                "Queues": [
-                    {"Name": name, "Properties": {"MaxDeliveryCount": 5}}
-                    for name in ("summarize", "embed", "sync")
-                ],
-            }
-        ],
-        "Logging": {"Type": "Console"},
-    }
-}
-NO_WORKERS = {f"AzureWebJobs.{t.value}_worker.Disabled": "true" for t in JobType}
+EMULATOR = EMULATOR_CONFIG
 
 
 async def main_async(jobs: int, rounds: int) -> dict[str, Any]:
