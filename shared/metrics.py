@@ -25,15 +25,12 @@ Names (OpenTelemetry -> Prometheus):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from opentelemetry import metrics
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
-from opentelemetry.sdk.metrics import MeterProvider
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from shared.jobs import Job, JobStatus, JobType
 
@@ -79,29 +76,39 @@ class _Instruments:
         )
 
 
-_registry = CollectorRegistry()  # ours alone: no process collectors mixed in
-_prometheus = MeterProvider(
-    metric_readers=[
-        PrometheusMetricReader(
-            disable_target_info=True, scope_info_enabled=False, registry=_registry
-        )
-    ]
-)
-_both = (
-    _Instruments(metrics.get_meter("conveyor")),
-    _Instruments(_prometheus.get_meter("conveyor")),
-)
+@functools.cache
+def _private() -> tuple[Any, tuple[_Instruments, _Instruments]]:
+    """The private provider's registry and the instruments on both providers, made on first
+    use: the OpenTelemetry SDK and the Prometheus exporter are slow to import."""
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.sdk.metrics import MeterProvider
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry()  # ours alone: no process collectors mixed in
+    reader = PrometheusMetricReader(
+        disable_target_info=True, scope_info_enabled=False, registry=registry
+    )
+    prometheus = MeterProvider(metric_readers=[reader])
+    both = (
+        _Instruments(metrics.get_meter("conveyor")),
+        _Instruments(prometheus.get_meter("conveyor")),
+    )
+    return registry, both
+
+
+def _both() -> tuple[_Instruments, _Instruments]:
+    return _private()[1]
 
 
 def job_submitted(job_type: JobType, owner: str) -> None:
-    for instruments in _both:
+    for instruments in _both():
         instruments.submitted.add(1, {"type": job_type.value, "owner": owner})
 
 
 def job_retried(job: Job) -> None:
     """A failed attempt whose retry is scheduled (`job` is the row, now `retrying`)."""
     attributes = {"type": job.type.value, "reason": job.error_code or "unknown"}
-    for instruments in _both:
+    for instruments in _both():
         instruments.retried.add(1, attributes)
     _record_run_time(job)
 
@@ -112,7 +119,7 @@ def job_finished(job: Job) -> None:
         return  # cancelled: neither a result nor a failure
     job_type = job.type.value
     tokens = _total_tokens(job.result)
-    for instruments in _both:
+    for instruments in _both():
         if job.status is JobStatus.SUCCEEDED:
             instruments.completed.add(1, {"type": job_type})
             if tokens:
@@ -125,7 +132,7 @@ def job_finished(job: Job) -> None:
     _record_run_time(job)
     end = job.finished_at or job.updated_at
     latency = max(0.0, (end - job.created_at).total_seconds())
-    for instruments in _both:
+    for instruments in _both():
         instruments.latency.record(latency, {"type": job_type, "status": job.status.value})
 
 
@@ -151,7 +158,7 @@ def observe_queue_depths(callback: Callable[[], Mapping[str, tuple[int, int]]]) 
             yield Observation(active, {"queue": queue, "state": "active"})
             yield Observation(dead_letter, {"queue": queue, "state": "dead_letter"})
 
-    for instruments in _both:
+    for instruments in _both():
         instruments.meter.create_observable_gauge(
             "conveyor.queue.messages",
             callbacks=[observe],
@@ -163,7 +170,10 @@ def observe_queue_depths(callback: Callable[[], Mapping[str, tuple[int, int]]]) 
 def prometheus_text() -> tuple[bytes, str]:
     """The current values in the Prometheus text format, and its content type: 0.0.4, which
     Prometheus 2 and 3 both parse (every name here is a classic one, so the text is the same)."""
-    return generate_latest(_registry), CONTENT_TYPE_PLAIN_0_0_4
+    from prometheus_client import generate_latest
+    from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+    return generate_latest(_private()[0]), CONTENT_TYPE_PLAIN_0_0_4
 
 
 def run_seconds(job: Job) -> float | None:
@@ -177,7 +187,7 @@ def run_seconds(job: Job) -> float | None:
 def _record_run_time(job: Job) -> None:
     seconds = run_seconds(job)
     if seconds is not None:
-        for instruments in _both:
+        for instruments in _both():
             instruments.run_time.record(
                 seconds, {"type": job.type.value, "status": job.status.value}
             )
