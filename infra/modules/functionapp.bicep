@@ -65,6 +65,7 @@ var appSettings = {
   JOB_TIMEOUT_SECONDS: '300'
   SUBMIT_BUDGET_SECONDS: '4'
   QUEUED_GRACE_SECONDS: '120'
+  RUNNING_MARK_DELAY_SECONDS: '1'
   MAX_DELAY_SECONDS: '604800'
   AI_PROVIDER: empty(openAIEndpoint) ? 'local' : 'azure_openai'
   AZURE_OPENAI_ENDPOINT: openAIEndpoint
