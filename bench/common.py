@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from shared.auth.api_keys import hash_key
 from shared.jobs import JobType
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -40,6 +41,23 @@ NO_WORKERS = {
     for t in JobType
     for infix in ("", "_high")
 } | {"AzureWebJobs.callback_worker.Disabled": "true"}
+
+
+def api_host_env(azurite: Any, emulator: Any, keys: list[str]) -> dict[str, str]:
+    """Settings for an API-only host on this Azurite and emulator, accepting `keys`
+    (`cvy_<id>_<secret>`, owner `owner<i>` each)."""
+    return {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "ServiceBusConnection": emulator.connection_string,
+        "ServiceBusAdminConnection": emulator.admin_connection_string,
+        "API_KEYS": json.dumps(
+            [
+                {"id": key.split("_")[1], "owner": f"owner{i}", "sha256": hash_key(key)}
+                for i, key in enumerate(keys)
+            ]
+        ),
+        **NO_WORKERS,
+    }
 
 
 def cpu_seconds(pid: int) -> float:

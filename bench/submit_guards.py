@@ -31,11 +31,10 @@ from typing import Any
 import httpx
 from azure.data.tables.aio import TableClient
 
-from bench.common import EMULATOR_CONFIG, NO_WORKERS
+from bench.common import EMULATOR_CONFIG, api_host_env
 from devtools.azurite import run_azurite
 from devtools.host_process import HostProcess
 from devtools.servicebus_emulator.process import start_emulator
-from shared.auth.api_keys import hash_key
 from shared.jobs import JobType
 from shared.rate_limits import RateLimiter
 
@@ -96,23 +95,11 @@ async def transactions_per_submit(connection: str, table: str, submits: int) -> 
     return {"one instance": await measure(1), "two instances taking turns": await measure(2)}
 
 
-EMULATOR = EMULATOR_CONFIG
-
-
 async def main_async(jobs: int, rounds: int) -> dict[str, Any]:
-    with run_azurite() as azurite, start_emulator(EMULATOR) as emulator:
+    with run_azurite() as azurite, start_emulator(EMULATOR_CONFIG) as emulator:
         base = {
-            "AzureWebJobsStorage": azurite.connection_string,
-            "ServiceBusConnection": emulator.connection_string,
-            "ServiceBusAdminConnection": emulator.admin_connection_string,
-            "API_KEYS": json.dumps(
-                [
-                    {"id": key.split("_")[1], "owner": f"owner{i}", "sha256": hash_key(key)}
-                    for i, key in enumerate(KEYS)
-                ]
-            ),
+            **api_host_env(azurite, emulator, KEYS),
             "RATE_LIMITS_TABLE_NAME": "benchrates",
-            **NO_WORKERS,
         }
         hosts = {
             name: await asyncio.to_thread(HostProcess, {**base, **extra})

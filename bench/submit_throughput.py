@@ -32,11 +32,10 @@ from azure.data.tables.aio import TableClient
 from azure.servicebus import ServiceBusMessage
 from azure.servicebus.aio import ServiceBusClient
 
-from bench.common import EMULATOR_CONFIG, NO_WORKERS, RESULTS, cpu_seconds, percentile
+from bench.common import EMULATOR_CONFIG, RESULTS, api_host_env, cpu_seconds, percentile
 from devtools.azurite import run_azurite
 from devtools.host_process import HostProcess
 from devtools.servicebus_emulator.process import start_emulator
-from shared.auth.api_keys import hash_key
 
 CONCURRENCY = 16
 KEYS = [f"cvy_bench{i:03d}_" + "c" * 43 for i in range(CONCURRENCY)]
@@ -116,18 +115,7 @@ class RawSubmit:
 
 async def main_async(jobs: int, rounds: int) -> dict[str, Any]:
     with run_azurite() as azurite, start_emulator(EMULATOR_CONFIG) as emulator:
-        env = {
-            "AzureWebJobsStorage": azurite.connection_string,
-            "ServiceBusConnection": emulator.connection_string,
-            "ServiceBusAdminConnection": emulator.admin_connection_string,
-            "API_KEYS": json.dumps(
-                [
-                    {"id": key.split("_")[1], "owner": f"owner{i}", "sha256": hash_key(key)}
-                    for i, key in enumerate(KEYS)
-                ]
-            ),
-            **NO_WORKERS,
-        }
+        env = api_host_env(azurite, emulator, KEYS)
         hosts = {
             name: await asyncio.to_thread(HostProcess, {**env, **extra})
             for name, extra in VARIANTS.items()
