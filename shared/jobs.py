@@ -129,7 +129,8 @@ MAX_SUMMARY_WORDS = 1_000
 
 
 class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+    # defer_build: a model's validator is built on its first use, not at import (cold start).
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, defer_build=True)
 
 
 class SummarizeInput(_Input):
@@ -203,6 +204,7 @@ class _Request(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        defer_build=True,
         json_schema_extra={"not": {"required": ["run_at", "delay_seconds"]}},
     )
     callback_url: str | None = Field(
