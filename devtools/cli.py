@@ -6,6 +6,7 @@ Run it from a checkout (it is not part of the deployed app):
     python -m devtools.cli dlq show sync 42
     python -m devtools.cli dlq replay sync [--seq 42 --seq 43] [--reason PermanentFailure]
     python -m devtools.cli dlq purge sync --reason BadMessage --yes
+    python -m devtools.cli dlq replay callbacks --seq 7   (a callback delivery, sent again)
     python -m devtools.cli maintenance
     python -m devtools.cli keys issue --owner team-a     (see devtools/cli_keys.py)
     python -m devtools.cli jobs top [--interval 5] [--window 60] [--once]
@@ -51,14 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True
     )
     listing = dlq.add_parser("list", help="dead letters grouped by reason")
-    listing.add_argument("--queue", help="one queue only (default: every job queue)")
+    listing.add_argument("--queue", help="one queue only (default: every queue, callbacks too)")
     listing.add_argument("--limit", type=int, default=100)
 
     show = dlq.add_parser("show", help="one dead letter with its body")
     show.add_argument("queue")
     show.add_argument("sequence_number", type=int)
 
-    for name, text in (("replay", "send dead-lettered jobs again"), ("purge", "delete for good")):
+    for name, text in (("replay", "send dead letters again"), ("purge", "delete for good")):
         action = dlq.add_parser(name, help=text)
         action.add_argument("queue")
         action.add_argument("--seq", type=int, action="append", dest="sequence_numbers")

@@ -94,7 +94,9 @@ def create_admin_router(provider: ServicesProvider) -> APIRouter:
     @router.post(
         "/dead-letters/{queue}/replay",
         responses={404: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM},
-        summary="Send dead-lettered jobs again (fresh copy first, then the dead letter goes)",
+        summary="Send dead letters again (fresh copy first, then the dead letter goes)",
+        description="A job goes back to its queue as a fresh attempt 1 (its row to queued); a "
+        "callback delivery goes back to the callbacks queue, and its job is left as it is.",
     )
     async def replay_dead_letters(
         queue: str, body: DeadLetterSelection, who: AdminCaller

@@ -1,10 +1,15 @@
-"""What the dead-letter tools show and take: an entry, a selection, an action's report."""
+"""What the dead-letter tools show and take: an entry, a selection, an action's report; and
+the row a dead letter names, before anything is sent again."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from shared.errors import NotFound
+from shared.jobs import Job
+from shared.store import JobStore
 
 
 @dataclass(frozen=True)
@@ -57,3 +62,14 @@ class Selection:
         if self.sequence_numbers is not None and entry.sequence_number not in self.sequence_numbers:
             return False
         return self.reason is None or entry.reason == self.reason
+
+
+async def live_row(store: JobStore, job_id: str) -> Job | str:
+    """The job row a dead letter names, or why there is none to send it again for."""
+    try:
+        job = await store.get(job_id)
+    except NotFound:
+        return f"job {job_id} has no status row; purge it"
+    if job.deleted_at is not None:
+        return f"job {job.id} was deleted; purge it"
+    return job

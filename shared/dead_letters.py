@@ -1,5 +1,9 @@
 """Dead-letter queue tools: list, show, replay, purge, and reconcile rows with the DLQ.
 
+They see every job queue and the callbacks queue. Replaying a job sends it again as a fresh
+attempt 1; replaying a callback delivery sends it back to the callbacks queue and leaves the
+job alone (shared/callbacks/replay.py). Only job queues are reconciled with rows.
+
 Works against Azure Service Bus and the local emulator alike (plain AMQP through the SDK).
 Replay sends the fresh copy FIRST and completes the dead letter only after, so a replay that
 fails half-way leaves the dead letter where it was. Every replay and purge is audited.
@@ -19,7 +23,9 @@ from azure.servicebus.exceptions import ServiceBusError
 
 from shared import metrics
 from shared.audit import AuditLog
-from shared.dead_letter_records import ActionReport, DeadLetterEntry, Selection
+from shared.callbacks.queue import CallbackMessage
+from shared.callbacks.replay import CallbackReplay
+from shared.dead_letter_records import ActionReport, DeadLetterEntry, Selection, live_row
 from shared.errors import (
     ConveyorError,
     FieldProblem,
@@ -50,17 +56,36 @@ class DeadLetterTools:
         store: JobStore,
         queue: JobQueue,
         audit: AuditLog,
+        callbacks: CallbackReplay | None = None,
     ) -> None:
         self._client = client
         self._store = store
         self._queue = queue
         self.audit = audit
+        self._callbacks = callbacks
         self._reconciled_up_to: dict[str, int] = {}
 
     @property
-    def queue_names(self) -> list[str]:
-        """Every queue whose dead letters these tools see (normal and high per type)."""
+    def job_queue_names(self) -> list[str]:
+        """The job queues (normal and high per type): the ones reconciled with rows."""
         return self._queue.all_queue_names
+
+    @property
+    def queue_names(self) -> list[str]:
+        """Every queue whose dead letters these tools see: the job queues and callbacks."""
+        extra = [] if self._callbacks is None else [self._callbacks.queue_name]
+        return list(dict.fromkeys([*self.job_queue_names, *extra]))
+
+    def _is_callbacks(self, queue_name: str) -> bool:
+        return self._callbacks is not None and queue_name == self._callbacks.queue_name
+
+    def _entry(
+        self, queue_name: str, message: ServiceBusReceivedMessage, *, with_body: bool = False
+    ) -> DeadLetterEntry:
+        parse = (
+            CallbackMessage.from_body if self._is_callbacks(queue_name) else JobMessage.from_body
+        )
+        return _entry(queue_name, message, parse, with_body=with_body)
 
     def check_queue(self, name: str) -> str:
         known = sorted(self.queue_names)
@@ -86,7 +111,7 @@ class DeadLetterTools:
                     )
                     if not batch:
                         break
-                    entries.extend(_entry(queue_name, m) for m in batch)
+                    entries.extend(self._entry(queue_name, m) for m in batch)
                     next_sequence = (batch[-1].sequence_number or 0) + 1
         except ServiceBusError as exc:
             raise ServiceUnavailable(f"could not read the dead-letter queue: {exc}") from exc
@@ -113,7 +138,7 @@ class DeadLetterTools:
             raise ServiceUnavailable(f"could not read the dead-letter queue: {exc}") from exc
         if not batch or batch[0].sequence_number != sequence_number:
             raise NotFound(f"no dead letter {sequence_number} in {queue_name}")
-        return _entry(queue_name, batch[0], with_body=True)
+        return self._entry(queue_name, batch[0], with_body=True)
 
     # ---- acting (peek-lock receive, settle each) ----------------------------------------
 
@@ -125,7 +150,8 @@ class DeadLetterTools:
         actor: str,
         progress: Progress | None = None,
     ) -> ActionReport:
-        """Send each selected dead letter's job again as a fresh attempt 1."""
+        """Send each selected dead letter again: a job as a fresh attempt 1, a callback
+        delivery back to the callbacks queue."""
         return await self._act(queue_name, selection, "replay", self._replay_one, actor, progress)
 
     async def purge(
@@ -174,7 +200,7 @@ class DeadLetterTools:
                             break
                         for message in batch:
                             scanned += 1
-                            entry = _entry(queue_name, message)
+                            entry = self._entry(queue_name, message)
                             if not selection.matches(entry) or len(report.done) >= selection.limit:
                                 held.append(message)
                                 continue
@@ -230,16 +256,19 @@ class DeadLetterTools:
         entry: DeadLetterEntry,
     ) -> str | None:
         """Returns why it was skipped, or None when replayed."""
+        if self._callbacks is not None and self._is_callbacks(entry.queue):
+            skipped = await self._callbacks.replay(body_bytes(message))
+            if skipped is None:
+                await receiver.complete_message(message)
+                log.info("replayed the callback of job %s from %s", entry.job_id, entry.queue)
+            return skipped
         try:
             job_message = JobMessage.from_body(body_bytes(message))
         except PermanentError as exc:
             return f"not a job message ({exc.message}); inspect it, then purge it"
-        try:
-            job = await self._store.get(job_message.job_id)
-        except NotFound:
-            return f"job {job_message.job_id} has no status row; purge it"
-        if job.deleted_at is not None:
-            return f"job {job.id} was deleted; purge it"
+        job = await live_row(self._store, job_message.job_id)
+        if isinstance(job, str):
+            return job
         if job.status is not JobStatus.DEAD_LETTERED:
             return f"job {job.id} is {job.status.value}, not dead_lettered; purge it if unwanted"
 
@@ -264,6 +293,8 @@ class DeadLetterTools:
     async def reconcile(self, queue_name: str) -> int:
         """Mark rows dead_lettered for dead letters the broker made on its own (for example
         MaxDeliveryCountExceeded after repeated crashes). Returns how many rows changed."""
+        if queue_name not in self.job_queue_names:
+            return 0  # a callback's dead letter says nothing about its job's status
         changed = 0
         start = self._reconciled_up_to.get(queue_name, 0)
         for entry in await self.peek(queue_name, limit=MAX_SCAN, start=start):
@@ -328,13 +359,18 @@ def _dead(row: Job, entry: DeadLetterEntry) -> Job | None:
 
 
 def _entry(
-    queue_name: str, message: ServiceBusReceivedMessage, *, with_body: bool = False
+    queue_name: str,
+    message: ServiceBusReceivedMessage,
+    parse: Callable[[bytes], JobMessage | CallbackMessage],
+    *,
+    with_body: bool = False,
 ) -> DeadLetterEntry:
+    """`parse` reads the queue's kind of body; one it cannot read is listed without a job."""
     job_id: str | None = None
     attempt: int | None = None
     raw = body_bytes(message)
     try:
-        parsed = JobMessage.from_body(raw)
+        parsed = parse(raw)
         job_id, attempt = parsed.job_id, parsed.attempt
     except PermanentError:
         pass

@@ -41,7 +41,7 @@ async def run_maintenance(
     depths: QueueDepths | None = None,
 ) -> MaintenanceReport:
     changed: dict[str, int] = {}
-    for queue_name in dead_letters.queue_names:
+    for queue_name in dead_letters.job_queue_names:
         changed[queue_name] = await dead_letters.reconcile(queue_name)
         if changed[queue_name]:
             log.warning(

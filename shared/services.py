@@ -19,6 +19,7 @@ from shared.backpressure import Backpressure, QueueDepths
 from shared.callbacks.notify import CallbackStore
 from shared.callbacks.policy import CallbackPolicy
 from shared.callbacks.queue import CallbackQueue
+from shared.callbacks.replay import CallbackReplay
 from shared.config import AuthSettings, ServiceBusSettings, Settings, StorageSettings
 from shared.dead_letters import DeadLetterTools
 from shared.health import HealthChecker
@@ -206,7 +207,9 @@ async def build_services(settings: Settings, *, ensure_resources: bool = True) -
             settings.job_timeouts,
             running_mark_delay=settings.running_mark_delay_seconds,
         ),
-        dead_letters=DeadLetterTools(service_bus, store, queue, audit),
+        dead_letters=DeadLetterTools(
+            service_bus, store, queue, audit, CallbackReplay(store, callback_queue)
+        ),
         sweeper=StuckJobSweeper(
             store,
             queue,

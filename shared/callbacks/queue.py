@@ -1,7 +1,8 @@
 """The callbacks queue: one small message per delivery attempt of a job's callback.
 
 Message ids are `<job id>:cb:<token>:<attempt>`, so the queue's duplicate detection drops a
-second copy of the same attempt (a resend after a lost settlement).
+second copy of the same attempt (a resend after a lost settlement). A replayed dead letter
+adds `:<copy>` to get through; the body has no copy, so the attempts after it go without.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ class CallbackMessage:
     job_id: str
     token: str  # the CallbackState round this attempt belongs to
     attempt: int = 1
+    copy: str | None = None  # a replay's label: not in the body, only in the message id
 
     @property
     def message_id(self) -> str:
-        return f"{self.job_id}:cb:{self.token}:{self.attempt}"
+        base = f"{self.job_id}:cb:{self.token}:{self.attempt}"
+        return base if self.copy is None else f"{base}:{self.copy}"
 
     def to_service_bus(self) -> ServiceBusMessage:
         body = {"job_id": self.job_id, "token": self.token, "attempt": self.attempt}

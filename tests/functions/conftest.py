@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from devtools.servicebus_emulator.process import start_emulator
 from shared.config import Settings
 from shared.services import Services, build_services
+from tests.fixtures.app import TEST_API_KEYS, emulator_config
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_SETTINGS = json.loads((REPO_ROOT / "local.settings.sample.json").read_text())["Values"]
 
 EMULATOR_STYLE_SB = (
     "Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=k;SharedAccessKey=v;UseDevelopmentEmulator=true"
@@ -34,3 +44,55 @@ async def store_only_services(storage_connection_string: str) -> AsyncIterator[S
     services = await build_services(settings)
     yield services
     await services.aclose()
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Any]:
+    with start_emulator(emulator_config()) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def function_app_extra_env() -> dict[str, str]:
+    """Settings a module adds to `function_app_env` (override it in the module)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+async def function_app_env(
+    storage_connection_string: str, emulator: Any, function_app_extra_env: dict[str, str]
+) -> AsyncIterator[dict[str, str]]:
+    """The process environment function_app.py is imported in, as the worker's is: the sample
+    settings, Azurite, the emulator, tables of the module's own and the test API keys. The
+    module (imported by the test, or by the worker's indexing) is shut down and forgotten
+    afterwards, and the environment put back."""
+    suffix = uuid.uuid4().hex[:8]
+    env = {
+        **SAMPLE_SETTINGS,
+        "AzureWebJobsStorage": storage_connection_string,
+        "ServiceBusConnection": emulator.connection_string,
+        "JOBS_TABLE_NAME": f"jobs{suffix}",
+        "IDEMPOTENCY_TABLE_NAME": f"idem{suffix}",
+        "AUDIT_TABLE_NAME": f"audit{suffix}",
+        "API_KEYS_TABLE_NAME": f"keys{suffix}",
+        "RATE_LIMITS_TABLE_NAME": f"rates{suffix}",
+        "API_KEYS": json.dumps(TEST_API_KEYS),
+        **function_app_extra_env,
+    }
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    sys.modules.pop("function_app", None)
+    try:
+        yield env
+    finally:
+        module = sys.modules.pop("function_app", None)
+        if module is not None:
+            if module.app.startup_task_done:  # shut the ASGI app down here, not in __del__
+                await module.app.middleware.notify_shutdown()
+                module.app.startup_task_done = False
+            await module.provider.aclose()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -18,55 +14,19 @@ import pytest
 from azure.servicebus import ServiceBusMessage
 from azure.servicebus.aio import ServiceBusClient
 
-from devtools.servicebus_emulator.process import start_emulator
 from shared.auth.caller import Caller
 from shared.config import HIGH_QUEUE_NAME_SETTINGS, QUEUE_NAME_SETTINGS, SERVICE_BUS
 from shared.jobs import JobType, SummarizeRequest
-from tests.fixtures.app import CALLER_HEADERS, TEST_API_KEYS, emulator_config
+from tests.fixtures.app import CALLER_HEADERS
+from tests.functions.conftest import REPO_ROOT, SAMPLE_SETTINGS
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SAMPLE_SETTINGS = json.loads((REPO_ROOT / "local.settings.sample.json").read_text())["Values"]
 HOST_JSON = json.loads((REPO_ROOT / "host.json").read_text())
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[Any]:
-    with start_emulator(emulator_config()) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-async def function_app(storage_connection_string: str, emulator: Any) -> AsyncIterator[ModuleType]:
+def function_app(function_app_env: dict[str, str]) -> ModuleType:
     """Import function_app.py the way the worker does: settings in the environment first."""
-    suffix = uuid.uuid4().hex[:8]
-    env = {
-        **SAMPLE_SETTINGS,
-        "AzureWebJobsStorage": storage_connection_string,
-        "ServiceBusConnection": emulator.connection_string,
-        "JOBS_TABLE_NAME": f"jobs{suffix}",
-        "IDEMPOTENCY_TABLE_NAME": f"idem{suffix}",
-        "AUDIT_TABLE_NAME": f"audit{suffix}",
-        "API_KEYS_TABLE_NAME": f"keys{suffix}",
-        "RATE_LIMITS_TABLE_NAME": f"rates{suffix}",
-        "API_KEYS": json.dumps(TEST_API_KEYS),
-    }
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    sys.modules.pop("function_app", None)
-    module = importlib.import_module("function_app")
-    try:
-        yield module
-    finally:
-        if module.app.startup_task_done:  # shut the ASGI app down here, not in __del__
-            await module.app.middleware.notify_shutdown()
-            module.app.startup_task_done = False
-        await module.provider.aclose()
-        sys.modules.pop("function_app", None)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    return importlib.import_module("function_app")
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -29,7 +27,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import format_span_id, format_trace_id
 
-from devtools.servicebus_emulator.process import start_emulator
 from shared import telemetry
 from shared.config import (
     CALLBACKS_QUEUE_SETTING,
@@ -38,8 +35,8 @@ from shared.config import (
     SERVICE_BUS,
 )
 from shared.jobs import JobType
-from tests.fixtures.app import CALLER_HEADERS, TEST_API_KEYS, emulator_config
-from tests.functions.test_function_app import REPO_ROOT, SAMPLE_SETTINGS
+from tests.fixtures.app import CALLER_HEADERS
+from tests.functions.conftest import REPO_ROOT
 from tests.functions.worker_host import (
     host_request,
     load_protos,
@@ -60,12 +57,6 @@ from azurefunctions.extensions.bindings.servicebus import ServiceBusMessageActio
 HOST_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 HOST_SPAN = "00f067aa0ba902b7"
 MAX_MESSAGE = 4 * 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Any]:
-    with start_emulator(emulator_config()) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -95,27 +86,16 @@ def spans() -> Iterator[InMemorySpanExporter]:
 
 
 @pytest.fixture(scope="module")
+def function_app_extra_env() -> dict[str, str]:
+    return {"PYTHON_ENABLE_OPENTELEMETRY": "true"}
+
+
+@pytest.fixture(scope="module")
 async def worker(
-    storage_connection_string: str, emulator: Any, settlement: Any, spans: Any
+    function_app_env: dict[str, str], settlement: Any, spans: Any
 ) -> AsyncIterator[dict[str, Any]]:
     """The worker after WorkerInit, FunctionsMetadata and FunctionLoad: {name: metadata}."""
     protos = load_protos()
-    suffix = uuid.uuid4().hex[:8]
-    env = {
-        **SAMPLE_SETTINGS,
-        "AzureWebJobsStorage": storage_connection_string,
-        "ServiceBusConnection": emulator.connection_string,
-        "JOBS_TABLE_NAME": f"jobs{suffix}",
-        "IDEMPOTENCY_TABLE_NAME": f"idem{suffix}",
-        "AUDIT_TABLE_NAME": f"audit{suffix}",
-        "API_KEYS_TABLE_NAME": f"keys{suffix}",
-        "RATE_LIMITS_TABLE_NAME": f"rates{suffix}",
-        "API_KEYS": json.dumps(TEST_API_KEYS),
-        "PYTHON_ENABLE_OPENTELEMETRY": "true",
-    }
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    sys.modules.pop("function_app", None)
     try:
         init = await runtime.worker_init_request(host_request(protos, worker_init_request=
             protos.WorkerInitRequest(function_app_directory=str(REPO_ROOT), host_version="4")
@@ -138,18 +118,7 @@ async def worker(
             assert loaded.result.status == protos.StatusResult.Success, metadata.name
         yield indexed
     finally:
-        module: ModuleType | None = sys.modules.pop("function_app", None)
-        if module is not None:
-            if module.app.startup_task_done:
-                await module.app.middleware.notify_shutdown()
-                module.app.startup_task_done = False
-            await module.provider.aclose()
         otel_manager.set_otel_libs_available(False)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def bindings(metadata: Any) -> list[dict[str, Any]]:

@@ -1,5 +1,6 @@
 """A local stand-in for Application Insights' ingestion endpoint: it accepts what the Azure
-Monitor exporter posts (`/v2.1/track`, JSON, gzip or not) and keeps the envelopes."""
+Monitor exporter posts (`/v2.1/track`, JSON, gzip or not) and keeps the envelopes. Also the
+host (devtools/host.py) exporting to it, with short export intervals."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+from devtools.host_process import HostProcess, run_host
 
 
 class Ingestion:
@@ -77,3 +81,36 @@ def serve_ingestion() -> Iterator[tuple[str, Ingestion]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def exporting_env(url: str) -> dict[str, str]:
+    """Settings that send traces, logs and metrics to the stub at `url`, soon after each is
+    made, and keep every byte on loopback: no live metrics, statsbeat, control plane or VM
+    probes."""
+    return {
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": (
+            "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
+            f"IngestionEndpoint={url}/;LiveEndpoint={url}/"
+        ),
+        "APPLICATIONINSIGHTS_LIVE_METRICS": "false",
+        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+        "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
+        "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "azure_app_service",
+        "OTEL_TRACES_SAMPLER": "always_on",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "OTEL_BLRP_SCHEDULE_DELAY": "200",
+        "OTEL_METRIC_EXPORT_INTERVAL": "500",
+    }
+
+
+@contextlib.contextmanager
+def monitored_host(
+    app_env: dict[str, str], log_path: Path
+) -> Iterator[tuple[HostProcess, Ingestion]]:
+    """devtools/host.py on `app_env`, exporting with the real Azure Monitor exporter to a
+    fresh ingestion stub: the host and what the stub received."""
+    with (
+        serve_ingestion() as (url, sink),
+        run_host({**app_env, **exporting_env(url)}, log_path) as host,
+    ):
+        yield host, sink

@@ -17,18 +17,16 @@ from typing import Any
 import httpx
 import pytest
 
-from devtools.downstream_stub import serve_in_thread
 from shared.callbacks.notify import CallbackStore
 from shared.config import Settings
 from shared.jobs import JobStatus
 from shared.maintenance import run_maintenance
 from shared.services import build_services
-from tests.integration.callback_receiver import Received, create_receiver
+from tests.integration.callback_receiver import SECRET, Received, callback_env, running_receiver
 from tests.integration.helpers import api_client, script, wait_for_status
 
 pytestmark = pytest.mark.integration
 
-SECRET = "test-signing-secret-" + "s" * 24
 TERMINAL = {"succeeded", "failed", "dead_lettered", "cancelled"}
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 TEXT = "Queues decouple producers from consumers. " * 3 + "Cats sleep a lot."
@@ -46,21 +44,13 @@ def documented_verifier() -> Any:
 
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[tuple[str, Received]]:
-    received = Received()
-    with serve_in_thread(create_receiver(received)) as url:
-        yield url, received
+    with running_receiver() as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
 def app_env(app_env: dict[str, str]) -> dict[str, str]:
-    return {
-        **app_env,
-        "CALLBACK_ALLOWED_HOSTS": "http://127.0.0.1",
-        "CALLBACK_SIGNING_SECRET": SECRET,
-        "CALLBACK_RETRY_BASE_SECONDS": "0.2",
-        "CALLBACK_RETRY_MAX_SECONDS": "0.5",
-        "CALLBACK_MAX_ATTEMPTS": "5",
-    }
+    return callback_env(app_env)
 
 
 async def submit(http: httpx.AsyncClient, callback_url: str) -> str:

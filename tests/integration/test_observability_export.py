@@ -14,38 +14,23 @@ from typing import Any
 import httpx
 import pytest
 
-from devtools.host_process import HostProcess, run_host
+from devtools.host_process import HostProcess
 from shared.logs import JOB_FIELDS
 from tests.fixtures.app import ADMIN_HEADERS, CALLER_HEADERS
 from tests.integration.helpers import wait_for_status
-from tests.integration.ingestion_stub import Ingestion, serve_ingestion
+from tests.integration.ingestion_stub import Ingestion, monitored_host
 from tests.integration.test_observability import TERMINAL, samples, secret_text, value
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def monitored_host(
+def host_and_sink(
     app_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[HostProcess, Ingestion]]:
     """The host exporting to a local stand-in for Application Insights' ingestion."""
-    with serve_ingestion() as (url, sink):
-        env = {
-            **app_env,
-            "APPLICATIONINSIGHTS_CONNECTION_STRING": (
-                "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
-                f"IngestionEndpoint={url}/;LiveEndpoint={url}/"
-            ),
-            "APPLICATIONINSIGHTS_LIVE_METRICS": "false",
-            "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
-            "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
-            "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "azure_app_service",
-            "OTEL_BLRP_SCHEDULE_DELAY": "200",
-            "OTEL_METRIC_EXPORT_INTERVAL": "500",
-        }
-        log_path = tmp_path_factory.mktemp("monitored") / "host.log"
-        with run_host(env, log_path) as host:
-            yield host, sink
+    with monitored_host(app_env, tmp_path_factory.mktemp("monitored") / "host.log") as running:
+        yield running
 
 
 def exported(sink: Ingestion, base_type: str) -> list[dict[str, Any]]:
@@ -56,8 +41,8 @@ def exported(sink: Ingestion, base_type: str) -> list[dict[str, Any]]:
     ]
 
 
-async def test_application_insights_gets_the_fields_and_the_metrics(monitored_host):
-    host, sink = monitored_host
+async def test_application_insights_gets_the_fields_and_the_metrics(host_and_sink):
+    host, sink = host_and_sink
     async with httpx.AsyncClient(
         base_url=host.base_url, timeout=10, headers=CALLER_HEADERS
     ) as http:

@@ -13,44 +13,19 @@ from typing import Any
 import httpx
 import pytest
 
-from devtools.host_process import HostProcess, run_host
+from devtools.host_process import HostProcess
 from tests.fixtures.app import CALLER_HEADERS
 from tests.integration.helpers import script, submit_sync, wait_for_status
-from tests.integration.ingestion_stub import Ingestion, serve_ingestion
+from tests.integration.ingestion_stub import Ingestion, monitored_host
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def ingestion() -> Iterator[tuple[str, Ingestion]]:
-    with serve_ingestion() as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
 def traced_host(
-    app_env: dict[str, str],
-    ingestion: tuple[str, Ingestion],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[HostProcess]:
-    url, _ = ingestion
-    env = {
-        **app_env,
-        "APPLICATIONINSIGHTS_CONNECTION_STRING": (
-            "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
-            f"IngestionEndpoint={url}/;LiveEndpoint={url}/"
-        ),
-        # Keep every byte on loopback: no live metrics, statsbeat, control plane or VM probes.
-        "APPLICATIONINSIGHTS_LIVE_METRICS": "false",
-        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
-        "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
-        "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "azure_app_service",
-        "OTEL_TRACES_SAMPLER": "always_on",
-        "OTEL_BSP_SCHEDULE_DELAY": "200",
-        "OTEL_BLRP_SCHEDULE_DELAY": "200",
-    }
-    log_path = tmp_path_factory.mktemp("traced") / "host.log"
-    with run_host(env, log_path) as running:
+    app_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[HostProcess, Ingestion]]:
+    with monitored_host(app_env, tmp_path_factory.mktemp("traced") / "host.log") as running:
         yield running
 
 
@@ -71,12 +46,12 @@ async def spans_of(ingestion: Ingestion, job_id: str, want: dict[str, int]) -> l
         await asyncio.sleep(0.2)
 
 
-async def test_one_trace_from_the_request_through_every_attempt(traced_host, ingestion, downstream):
-    _, sink = ingestion
+async def test_one_trace_from_the_request_through_every_attempt(traced_host, downstream):
+    host, sink = traced_host
     record = f"r-{uuid.uuid4().hex[:8]}"
     script(downstream, record, [{"status": 503}])  # attempt 1 fails, attempt 2 succeeds
     async with httpx.AsyncClient(
-        base_url=traced_host.base_url, timeout=10, headers=CALLER_HEADERS
+        base_url=host.base_url, timeout=10, headers=CALLER_HEADERS
     ) as http:
         job_id = await submit_sync(http, record)
         doc = await wait_for_status(http, job_id, {"succeeded", "dead_lettered"})
@@ -102,12 +77,12 @@ async def test_one_trace_from_the_request_through_every_attempt(traced_host, ing
     assert retry_send["parent_id"] == attempts[0]["id"]
 
 
-async def test_a_dead_letter_is_a_failed_span(traced_host, ingestion, downstream):
-    _, sink = ingestion
+async def test_a_dead_letter_is_a_failed_span(traced_host, downstream):
+    host, sink = traced_host
     record = f"r-{uuid.uuid4().hex[:8]}"
     script(downstream, record, [{"status": 400}])
     async with httpx.AsyncClient(
-        base_url=traced_host.base_url, timeout=10, headers=CALLER_HEADERS
+        base_url=host.base_url, timeout=10, headers=CALLER_HEADERS
     ) as http:
         job_id = await submit_sync(http, record)
         doc = await wait_for_status(http, job_id, {"succeeded", "dead_lettered"})
