@@ -128,7 +128,8 @@ async def count_jobs(
     assert account is not None
     assert target is not None
     settings = Settings.from_env(env)
-    tables = _Tables(settings.jobs_table, settings.limits.rate_limits_table)
+    legacy = env.get("IDEMPOTENCY_TABLE_NAME", "idempotency")
+    tables = _Tables(settings.jobs_table, settings.limits.rate_limits_table, legacy)
     async with counting_proxy(target.group(1)) as proxy:
         host_env = {**env, "AzureWebJobsStorage": _table_endpoint(storage, proxy.endpoint(
             account.group(1)))}  # fmt: skip

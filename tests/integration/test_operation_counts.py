@@ -58,10 +58,10 @@ async def test_a_job_costs_three_service_bus_operations(counts):
 
 
 async def test_bookkeeping_is_at_most_one_transaction_a_submit_with_or_without_a_key(counts):
-    with_key = [c for c in counts.jobs[::2]]
-    without_key = [c for c in counts.jobs[1::2]]
+    with_key, without_key = counts.jobs[::2], counts.jobs[1::2]
     for count in with_key + without_key:
         assert count.bookkeeping <= 1, count
+        assert count.other_tables == {}, count  # no guard writes anywhere else
     # The key's claim is the job's own insert; the default limit (10) leases 1 slot a write.
     assert [c.idempotency for c in with_key + without_key] == [0] * 4
     assert [c.rate_limit for c in with_key + without_key] == [1] * 4
