@@ -7,11 +7,14 @@ instances racing for the row never both take the last slots (a loser reloads and
 again), so the row's count never passes the limit and "N per window" holds across all of
 them. Slots leased and not spent by the time the window ends are lost, never carried over.
 
-A lease is sized to this instance's recent demand (its submits of the last DEMAND_SECONDS,
-or the submits waiting right now if more) and capped at 1/LEASE_SHARE of what the window has
-left, at least 1. So a small limit (fewer than 2 x LEASE_SHARE left: the default 10 a
-minute) is counted one slot per write, exactly as without leases, and one instance never
-holds more than a small part of what others could still use.
+A lease is sized to this instance's demand, at least 1: its submits of the last
+DEMAND_SECONDS, capped at 1/LEASE_SHARE of what the window has left, or, if more, the
+submits waiting for the row right now (each spends a slot as soon as the lease is taken),
+capped at half of what is left. So a caller submitting one at a time under a small limit
+(fewer than 2 x LEASE_SHARE left: the default 10 a minute) is counted one slot per write,
+exactly as without leases; slots that go unspent are never more than a small part of what
+other instances could still use; and a burst on one instance takes the row a few times, not
+once per submit.
 
 A window opens at the first submit after the last one ended and lasts `window_seconds`, so
 "N per minute" means at most N in any window, counted from the caller's first submit.
@@ -51,7 +54,7 @@ MAX_ATTEMPTS = 8
 LEASE_SHARE = 8  # a lease takes at most 1/LEASE_SHARE of what the window has left
 DEMAND_SECONDS = 1.0  # a lease covers about this long of the instance's recent submits
 MAX_DEMAND = 4096  # submits remembered per row for sizing leases
-RACE_PAUSE_SECONDS = 0.005
+RACE_PAUSE_SECONDS = 0.01
 
 
 @dataclass(frozen=True)
@@ -158,8 +161,9 @@ class RateLimiter:
             recent.popleft()
 
     def _lease_size(self, partition: str, left: int) -> int:
-        demand = max(len(self._recent.get(partition, ())), self._waiting.get(partition, 0) + 1)
-        return max(1, min(demand, left // LEASE_SHARE))
+        recent = len(self._recent.get(partition, ()))
+        waiting = self._waiting.get(partition, 0) + 1  # this submit and those behind it
+        return max(1, min(recent, left // LEASE_SHARE), min(waiting, left // 2))
 
     async def _read(self, partition: str) -> _Window | None:
         try:
