@@ -126,7 +126,6 @@ class Settings:
     queue_names: Mapping[JobType, str]
     high_queue_names: Mapping[JobType, str]
     jobs_table: str
-    idempotency_table: str
     payload_container: str
     max_request_bytes: int
     sync_targets: Mapping[str, str]
@@ -204,7 +203,6 @@ def _build(env: Mapping[str, str]) -> Settings:
             JobType.SYNC: table.sync_high_queue,
         },
         jobs_table=table.jobs_table,
-        idempotency_table=table.idempotency_table,
         payload_container=table.payload_container,
         max_request_bytes=table.max_request_bytes,
         sync_targets=table.sync_targets,

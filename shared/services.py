@@ -156,7 +156,6 @@ async def build_services(settings: Settings, *, ensure_resources: bool = True) -
     callback_queue = CallbackQueue(service_bus, settings.callbacks.queue)
     store = CallbackStore(
         tables.get_table_client(settings.jobs_table),
-        tables.get_table_client(settings.idempotency_table),
         payloads,
         callback_queue,
     )
@@ -191,8 +190,6 @@ async def build_services(settings: Settings, *, ensure_resources: bool = True) -
             queue,
             settings.sync_targets,
             budget_seconds=settings.submit_budget_seconds,
-            # A first request that outlived its own deadline (and its undo) is gone by then.
-            claim_timeout_seconds=settings.submit_budget_seconds * 3,
             rate_limiter=rate_limiter,
             submits_per_minute=settings.limits.submits_per_minute,
             backpressure=Backpressure(depths, settings.limits.queue_depth_limit),

@@ -39,7 +39,6 @@ class SettingsTable(BaseModel):
     embed_high_queue: str = Field("embed-high", alias="EMBED_HIGH_QUEUE_NAME")
     sync_high_queue: str = Field("sync-high", alias="SYNC_HIGH_QUEUE_NAME")
     jobs_table: str = Field("jobs", alias="JOBS_TABLE_NAME")
-    idempotency_table: str = Field("idempotency", alias="IDEMPOTENCY_TABLE_NAME")
     audit_table: str = Field("audit", alias="AUDIT_TABLE_NAME")
     payload_container: str = Field("job-payloads", alias="PAYLOAD_CONTAINER_NAME")
     embedding_cache_table: str = Field("embeddingcache", alias="EMBEDDING_CACHE_TABLE_NAME")

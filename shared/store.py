@@ -1,4 +1,5 @@
-"""JobStore: job status rows and idempotency records on Azure Table Storage.
+"""JobStore: job status rows on Azure Table Storage (Idempotency-Keys live in them too:
+shared/idempotency.py).
 
 Every update is a read-modify-write guarded by the row's ETag: a writer that lost the race
 reloads and re-applies its change, so concurrent workers and API calls never overwrite each
@@ -7,10 +8,9 @@ other. Inputs and results too large for a row go to the PayloadStore (claim chec
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +32,7 @@ from shared.tables import ensure_table
 
 log = logging.getLogger(__name__)
 
-IDEMPOTENCY_ROW_KEY = "key"
+JOB_EXISTS = "job_exists"  # the Conflict code of an insert whose row is there already
 MAX_UPDATE_ATTEMPTS = 8
 
 JobChange = Callable[[Job], Job | None]
@@ -42,25 +42,13 @@ _OVERVIEW_COLUMNS = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class IdempotencyRecord:
-    owner: str
-    key: str
-    job_id: str
-    request_hash: str
-    created_at: datetime
-    etag: str | None = None
-
-
 class JobStore:
-    def __init__(self, jobs: TableClient, idempotency: TableClient, payloads: PayloadStore) -> None:
+    def __init__(self, jobs: TableClient, payloads: PayloadStore) -> None:
         self._jobs = jobs
-        self._idempotency = idempotency
         self.payloads = payloads
 
     async def ensure_tables(self) -> None:
-        for table in (self._jobs, self._idempotency):
-            await ensure_table(table)
+        await ensure_table(self._jobs)
         await self.payloads.ensure_container()
 
     # ---- jobs ---------------------------------------------------------------------------
@@ -70,7 +58,7 @@ class JobStore:
         try:
             meta = await self._jobs.create_entity(entity)
         except ResourceExistsError as exc:
-            raise Conflict(f"job {job.id} already exists") from exc
+            raise Conflict(f"job {job.id} already exists", code=JOB_EXISTS) from exc
         except AzureError as exc:
             raise ServiceUnavailable(f"could not write the job row: {exc}") from exc
         return replace(job, etag=meta.get("etag"))
@@ -234,80 +222,6 @@ class JobStore:
         except AzureError as exc:
             raise ServiceUnavailable(f"table storage is unreachable: {exc}") from exc
 
-    # ---- idempotency --------------------------------------------------------------------
-
-    async def claim_idempotency_key(
-        self, owner: str, key: str, request_hash: str, job_id: str
-    ) -> IdempotencyRecord | None:
-        """Record (owner, key) -> job_id. Returns None if claimed now, else the existing record."""
-        partition = _idempotency_partition(owner, key)
-        now = utcnow()
-        entity = {
-            "PartitionKey": partition,
-            "RowKey": IDEMPOTENCY_ROW_KEY,
-            "owner": owner,
-            "key": key,
-            "job_id": job_id,
-            "request_hash": request_hash,
-            "created_at": now,
-        }
-        try:
-            await self._idempotency.create_entity(entity)
-            return None
-        except ResourceExistsError:
-            pass
-        except AzureError as exc:
-            raise ServiceUnavailable(f"could not write the idempotency record: {exc}") from exc
-        try:
-            existing = await self._idempotency.get_entity(partition, IDEMPOTENCY_ROW_KEY)
-        except ResourceNotFoundError as exc:
-            # Released between our insert and read: the caller may simply try again.
-            raise Conflict("this Idempotency-Key is being released; retry the request") from exc
-        except AzureError as exc:
-            raise ServiceUnavailable(f"could not read the idempotency record: {exc}") from exc
-        return IdempotencyRecord(
-            owner=existing["owner"],
-            key=existing["key"],
-            job_id=existing["job_id"],
-            request_hash=existing["request_hash"],
-            created_at=existing["created_at"],
-            etag=existing.metadata.get("etag"),
-        )
-
-    async def take_over_idempotency_key(self, record: IdempotencyRecord, job_id: str) -> bool:
-        """Point an abandoned claim (its request never finished) at a new job, under the
-        claim's ETag: of several retries racing for it, exactly one wins (True)."""
-        entity = {
-            "PartitionKey": _idempotency_partition(record.owner, record.key),
-            "RowKey": IDEMPOTENCY_ROW_KEY,
-            "owner": record.owner,
-            "key": record.key,
-            "job_id": job_id,
-            "request_hash": record.request_hash,
-            "created_at": utcnow(),
-        }
-        try:
-            await self._idempotency.update_entity(
-                entity,
-                mode=UpdateMode.REPLACE,
-                etag=record.etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except (ResourceModifiedError, ResourceNotFoundError):
-            return False
-        except AzureError as exc:
-            raise ServiceUnavailable(f"could not update the idempotency record: {exc}") from exc
-        return True
-
-    async def release_idempotency_key(self, owner: str, key: str) -> None:
-        """Forget a key whose job never got queued, so the caller can retry with it."""
-        try:
-            await self._idempotency.delete_entity(
-                _idempotency_partition(owner, key), IDEMPOTENCY_ROW_KEY
-            )
-        except AzureError:
-            log.warning("could not release idempotency key for owner %s", owner, exc_info=True)
-
     # ---- mapping ------------------------------------------------------------------------
 
     async def _to_entity(self, job: Job) -> dict[str, Any]:
@@ -322,8 +236,3 @@ class JobStore:
             ref = await self.payloads.put_json(f"{job.id}/result.json", job.result)
             job = replace(job, result=None, result_ref=ref)
         return job
-
-
-def _idempotency_partition(owner: str, key: str) -> str:
-    # Table keys forbid '/', '\\', '#', '?' and control characters: hash what callers send.
-    return hashlib.sha256(f"{owner}\x00{key}".encode()).hexdigest()

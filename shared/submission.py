@@ -33,6 +33,7 @@ from shared.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
+from shared.idempotency import MAX_GENERATIONS, keyed_job_id, keys_used_up, replayable
 from shared.intake import IntakeSwitches
 from shared.jobs import (
     EmbedRequest,
@@ -50,7 +51,7 @@ from shared.logs import job_fields
 from shared.queue import JobMessage, JobQueue
 from shared.rate_limits import RateDecision, RateLimiter
 from shared.scheduling import due_time
-from shared.store import IdempotencyRecord, JobStore
+from shared.store import JOB_EXISTS, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class JobService:
     A submit's Storage and Service Bus calls share one deadline (`budget_seconds`,
     SUBMIT_BUDGET_SECONDS): a dependency that hangs gets the caller a 503 in bounded time,
     not a request that waits as long as the dependency does. What a failed submit wrote is
-    undone (the row marked failed, the Idempotency-Key released) within UNDO_SECONDS more;
+    undone (the row marked failed, which frees its Idempotency-Key) within UNDO_SECONDS more;
     what cannot be undone then is found by the maintenance pass (a `queued` row with no
     message).
     """
@@ -88,7 +89,6 @@ class JobService:
         sync_targets: Mapping[str, str],
         *,
         budget_seconds: float = 4.0,
-        claim_timeout_seconds: float = 30.0,
         rate_limiter: RateLimiter | None = None,
         submits_per_minute: int = 0,
         backpressure: Backpressure | None = None,
@@ -100,8 +100,6 @@ class JobService:
         self._queue = queue
         self._sync_targets = sync_targets
         self._budget = budget_seconds
-        # A claimed Idempotency-Key whose job row never appeared is abandoned after this.
-        self._claim_timeout = claim_timeout_seconds
         self._rate_limiter = rate_limiter
         self._submits_per_minute = submits_per_minute
         self._backpressure = backpressure
@@ -122,7 +120,7 @@ class JobService:
         )
         owner = caller.owner
         input_data = request.input.model_dump(mode="json")
-        fingerprint = request_fingerprint(request.type, input_data, _options(request))
+        fingerprint = fingerprint_of(request)
         deadline = SubmitDeadline(self._budget)
         if self._intake is not None:  # a paused type: 503 before anything is written
             await deadline.run(self._intake.check(request.type))
@@ -132,20 +130,9 @@ class JobService:
                 self._backpressure.check(request.type, request.priority), what="Service Bus"
             )
         rate = await self._count_against_limit(caller, request.type, deadline)
-        job_id = new_job_id()
-        if idempotency_key is not None:
-            existing = await deadline.run(
-                self._store.claim_idempotency_key(owner, idempotency_key, fingerprint, job_id)
-            )
-            if existing is not None:
-                replayed = await deadline.run(self._replay_submit(existing, fingerprint, job_id))
-                if replayed is not None:
-                    return replace(replayed, rate=rate)
-                # The key was abandoned by a request that never finished: it is ours now.
-
         now = utcnow()
         job = Job(
-            id=job_id,
+            id=new_job_id() if idempotency_key is None else keyed_job_id(owner, idempotency_key),
             type=request.type,
             status=JobStatus.QUEUED if due is None else JobStatus.SCHEDULED,
             owner=owner,
@@ -158,24 +145,25 @@ class JobService:
             priority=request.priority,
             run_at=due,
         )
-        try:
+        # A write cut off by the deadline (ServiceUnavailable) may or may not have landed: if
+        # it did, the row stays `queued` without a message and the maintenance pass sends it
+        # (a retry with the same Idempotency-Key answers with that job meanwhile).
+        if idempotency_key is None:
             job = await deadline.run(self._store.create(job))
-        except ServiceUnavailable:
-            # The row may or may not exist (a write cut off by the deadline): if it does, it
-            # stays `queued` without a message and the maintenance pass sends it.
-            if idempotency_key is not None:
-                await self._release(owner, idempotency_key)
-            raise
+        else:
+            job, created = await deadline.run(self._create_keyed(job, idempotency_key))
+            if not created:
+                return Submitted(job=job, created=False, rate=rate)
 
         try:
             sequence_number = await deadline.run(
                 self._queue.send(JobMessage.of_job(job), scheduled_at=due), what="Service Bus"
             )
         except MessageTooLarge:
-            await self._undo(job, owner, idempotency_key, "message_too_large")
+            await self._undo(job, "message_too_large")
             raise
         except ServiceUnavailable as exc:
-            undone = await self._undo(job, owner, idempotency_key, exc.message)
+            undone = await self._undo(job, exc.message)
             detail = (
                 f"job {job.id} could not be queued and was marked failed; retry the request "
                 "(the same Idempotency-Key may be reused)"
@@ -296,54 +284,32 @@ class JobService:
                 [FieldProblem("input.target", f"must be one of: {valid}")],
             )
 
-    async def _replay_submit(
-        self, record: IdempotencyRecord, fingerprint: str, new_job_id: str
-    ) -> Submitted | None:
-        """The earlier job for a repeated key; None when the key was abandoned (its first
-        request died before writing the row, or its job never got queued) and this request
-        took it over."""
-        if record.request_hash != fingerprint:
-            raise Conflict(
-                "this Idempotency-Key was already used with a different request body; "
-                "use a new key for a new job",
-                code="idempotency_key_reused",
-            )
-        try:
-            job = await self._store.get(record.job_id)
-        except NotFound:
-            age = (utcnow() - record.created_at).total_seconds()
-            if age < self._claim_timeout:
-                raise Conflict(
-                    "a request with this Idempotency-Key is still being processed; retry shortly",
-                    code="idempotency_in_progress",
-                    retry_after=max(1.0, min(self._claim_timeout - age, 5.0)),
-                ) from None
-            job = None
-        if job is not None and not _never_queued(job) and job.deleted_at is None:
-            return Submitted(job=job, created=False)
-        if await self._store.take_over_idempotency_key(record, new_job_id):
-            return None
-        raise Conflict(
-            "another request with this Idempotency-Key is taking it over; retry shortly",
-            code="idempotency_in_progress",
-            retry_after=1,
-        )
+    async def _create_keyed(self, job: Job, key: str) -> tuple[Job, bool]:
+        """Write a keyed job's row, which claims the key (shared/idempotency.py): (the new
+        job, True), or (the earlier job of the same request, False)."""
+        for generation in range(MAX_GENERATIONS):
+            if generation:
+                job = replace(job, id=keyed_job_id(job.owner, key, generation))
+            try:
+                return await self._store.create(job), True
+            except Conflict as exc:
+                if exc.code != JOB_EXISTS:
+                    raise
+            try:
+                existing = await self._store.get(job.id)
+            except NotFound:
+                continue  # pragma: no cover - job rows are never removed, only tombstoned
+            if replayable(existing, job.owner, key, job.request_hash or ""):
+                return existing, False
+        raise keys_used_up(key)
 
-    async def _release(self, owner: str, idempotency_key: str) -> None:
-        try:
-            async with asyncio.timeout(UNDO_SECONDS):
-                await self._store.release_idempotency_key(owner, idempotency_key)
-        except TimeoutError:
-            log.warning("could not release an Idempotency-Key of %s in time", owner)
-
-    async def _undo(self, job: Job, owner: str, idempotency_key: str | None, reason: str) -> bool:
-        """Mark the row failed and release the key, within UNDO_SECONDS. False when that
-        could not be done (the maintenance pass settles the row later)."""
+    async def _undo(self, job: Job, reason: str) -> bool:
+        """Mark the row failed within UNDO_SECONDS, which frees its Idempotency-Key too (a
+        retry starts the key's next job). False when that could not be done (the maintenance
+        pass settles the row later)."""
         try:
             async with asyncio.timeout(UNDO_SECONDS):
                 await self._mark_enqueue_failed(job, reason)
-                if idempotency_key is not None:
-                    await self._store.release_idempotency_key(owner, idempotency_key)
         except (TimeoutError, ConveyorError):
             log.warning(
                 "job %s: could not undo a failed submit; maintenance will",
@@ -376,8 +342,16 @@ def _check_visible(job: Job, caller: Caller) -> None:
         raise _no_such_job(job.id)
 
 
+def fingerprint_of(request: AnyJobRequest) -> str:
+    """What an Idempotency-Key remembers of a request: type, input, and every option asked
+    for (priority, schedule, callback); a repeat that differs in any of them is refused."""
+    input_data = request.input.model_dump(mode="json")
+    return request_fingerprint(request.type, input_data, _options(request))
+
+
 def _options(request: AnyJobRequest) -> dict[str, Any]:
-    """What a request asks besides its input, for its fingerprint (defaults left out)."""
+    """What a request asks besides its input, for its fingerprint (defaults left out, so a
+    request without options keeps the fingerprint it had before they existed)."""
     options: dict[str, Any] = {}
     if request.priority is not Priority.NORMAL:
         options["priority"] = request.priority.value
@@ -385,8 +359,6 @@ def _options(request: AnyJobRequest) -> dict[str, Any]:
         options["run_at"] = request.run_at.isoformat()
     if request.delay_seconds is not None:
         options["delay_seconds"] = request.delay_seconds
+    if request.callback_url is not None:
+        options["callback_url"] = request.callback_url
     return options
-
-
-def _never_queued(job: Job) -> bool:
-    return job.status is JobStatus.FAILED and job.error_code in ("enqueue_failed", "never_sent")

@@ -9,7 +9,7 @@ param applicationInsightsName string
 // Built-in role definition ids (they are the same in every tenant).
 var storageRoles = {
   blobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // host storage, deployment package, payload blobs
-  tableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3' // job, idempotency and audit rows
+  tableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3' // job rows (with their Idempotency-Keys) and audit rows
   queueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88' // the Functions host's own queues
 }
 // Data Owner: send, schedule, receive, settle and peek DLQs, and read queue runtime

@@ -55,7 +55,6 @@ var appSettings = {
   EMBED_HIGH_QUEUE_NAME: names.queues.embedHigh
   SYNC_HIGH_QUEUE_NAME: names.queues.syncHigh
   JOBS_TABLE_NAME: names.tables.jobs
-  IDEMPOTENCY_TABLE_NAME: names.tables.idempotency
   AUDIT_TABLE_NAME: names.tables.audit
   PAYLOAD_CONTAINER_NAME: names.containers.payloads
   SYNC_TARGETS: string(syncTargets)

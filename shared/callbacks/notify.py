@@ -36,11 +36,10 @@ class CallbackStore(JobStore):
     def __init__(
         self,
         jobs: TableClient,
-        idempotency: TableClient,
         payloads: PayloadStore,
         callbacks: CallbackQueue | None = None,
     ) -> None:
-        super().__init__(jobs, idempotency, payloads)
+        super().__init__(jobs, payloads)
         self.callbacks = callbacks
 
     async def update(self, job_id: str, change: JobChange, *, known: Job | None = None) -> Job:

@@ -263,7 +263,7 @@ def test_storage_holds_the_tables_and_containers_the_app_uses():
     (tables,) = resources_of_type(storage, "Microsoft.Storage/storageAccounts/tableServices/tables")
     assert "tableNames" in json.dumps(tables["config"]["loop_type"])
     settings = Settings.from_env(resolved_app_settings())
-    used = {settings.jobs_table, settings.idempotency_table, settings.audit_table}
+    used = {settings.jobs_table, settings.audit_table}
     used |= {settings.ai.embedding_cache_table, settings.auth.api_keys_table}
     used |= {settings.limits.rate_limits_table, settings.switches_table}
     assert used == set(NAMES["tables"].values())
@@ -283,7 +283,6 @@ def test_names_have_one_source_that_everything_follows():
         **{f"queues.{t.value}": table.queue_names[t] for t in table.queue_names},
         **{f"queues.{t.value}High": table.high_queue_names[t] for t in table.high_queue_names},
         "tables.jobs": table.jobs_table,
-        "tables.idempotency": table.idempotency_table,
         "tables.audit": table.audit_table,
         "tables.embeddingCache": table.ai.embedding_cache_table,
         "tables.apiKeys": table.auth.api_keys_table,
@@ -305,7 +304,6 @@ def test_names_have_one_source_that_everything_follows():
     assert {sample[s] for s in queue_settings} == set(NAMES["queues"].values())
     for setting, role in [
         ("JOBS_TABLE_NAME", "jobs"),
-        ("IDEMPOTENCY_TABLE_NAME", "idempotency"),
         ("EMBEDDING_CACHE_TABLE_NAME", "embeddingCache"),
         ("API_KEYS_TABLE_NAME", "apiKeys"),
         ("RATE_LIMITS_TABLE_NAME", "rateLimits"),

@@ -168,7 +168,6 @@ async def services(storage_connection_string: str, stub: OpenAIStub) -> AsyncIte
             "ServiceBusConnection": "Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=k;"
             "SharedAccessKey=v;UseDevelopmentEmulator=true",
             "JOBS_TABLE_NAME": f"jobs{suffix}",
-            "IDEMPOTENCY_TABLE_NAME": f"idem{suffix}",
             "AUDIT_TABLE_NAME": f"audit{suffix}",
             "PAYLOAD_CONTAINER_NAME": f"payloads{suffix}",
             "EMBEDDING_CACHE_TABLE_NAME": f"cache{suffix}",

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from shared.config import Settings
+from shared.errors import NotFound
+from shared.idempotency import keyed_job_id
 from shared.jobs import JobStatus
 from shared.services import Services, build_services
 from tests.fixtures.app import CALLER_HEADERS
@@ -62,7 +64,8 @@ async def test_a_queue_over_its_depth_limit_refuses_submits_and_writes_nothing(a
     await asyncio.sleep(0.1)
     assert await services.queue_depths.of_name("sync") == messages  # no message
     # Nothing of the refused submit stays: the same Idempotency-Key is free for later.
-    assert await services.store.claim_idempotency_key("team-a", "bp-1", "h", "j") is None
+    with pytest.raises(NotFound):  # a keyed job's row is its key's claim: there is none
+        await services.store.get(keyed_job_id("team-a", "bp-1"))
 
     other = await api.post("/api/jobs", json=SUMMARIZE)
     assert other.status_code == 202  # another type's queue is not held back

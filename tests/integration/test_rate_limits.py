@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from azure.data.tables.aio import TableClient
 
 from devtools.host_process import HostProcess, run_host
 from shared.auth.api_keys import hash_key
-from shared.jobs import JobStatus
+from shared.errors import Throttled
+from shared.jobs import JobStatus, JobType
+from shared.rate_limits import LEASE_SHARE, RateLimiter
 from shared.services import Services
 from tests.fixtures.app import CALLER_HEADERS, OTHER_OWNER_HEADERS, TEST_API_KEYS
 from tests.integration.helpers import api_client
@@ -122,3 +126,53 @@ async def test_two_api_processes_share_one_limit(two_hosts: list[HostProcess]):
         other = await b.post("/api/jobs", json=JOB, headers=OTHER_OWNER_HEADERS)
     assert codes == [202] * LIMIT + [429, 429]
     assert other.status_code == 202
+
+
+# ---- leases: a block of slots per write, spent locally ---------------------------------------
+
+
+@pytest.fixture
+async def counted_table(app_env: dict[str, str], services: Services) -> Any:
+    """The rate limit table through clients that count every request they send."""
+    sent: list[str] = []
+    clients = [
+        TableClient.from_connection_string(
+            app_env["AzureWebJobsStorage"],
+            services.settings.limits.rate_limits_table,
+            raw_request_hook=lambda request: sent.append(request.http_request.method),
+        )
+        for _ in range(2)
+    ]
+    yield clients, sent
+    for client in clients:
+        await client.close()
+
+
+async def test_one_instance_leases_slots_instead_of_writing_each_submit(counted_table):
+    (client, _), sent = counted_table
+    limiter = RateLimiter(client)
+    owner = f"lease-{uuid.uuid4()}"
+    remaining = [
+        (await limiter.acquire(owner, JobType.SUMMARIZE, 1000)).remaining for _ in range(200)
+    ]
+    assert remaining == list(range(999, 799, -1))  # exact for the one instance it is
+    assert 1 <= len(sent) <= 200 // 10, sent  # a handful of writes, not 200
+
+
+async def test_two_instances_leasing_under_a_high_limit_never_pass_it(counted_table):
+    clients, sent = counted_table
+    limiters = [RateLimiter(client) for client in clients]
+    owner = f"lease-{uuid.uuid4()}"
+    limit = 100
+
+    async def submit(i: int) -> bool:
+        try:
+            await limiters[i % 2].acquire(owner, JobType.SUMMARIZE, limit)
+        except Throttled:
+            return False
+        return True
+
+    accepted = sum(await asyncio.gather(*(submit(i) for i in range(160))))
+    # Never more than the limit; slots one instance leased and did not spend are lost.
+    assert limit - 2 * LEASE_SHARE <= accepted <= limit
+    assert len(sent) < 160 / 2, sent

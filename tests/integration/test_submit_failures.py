@@ -4,15 +4,18 @@ in ways the SDK does not wrap. Real Azurite and the emulator."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from shared.auth.caller import Caller
-from shared.errors import Conflict
+from shared.errors import NotFound
+from shared.idempotency import keyed_job_id
 from shared.jobs import Job, JobStatus, JobType, SummarizeInput, SummarizeRequest, utcnow
-from shared.submission import JobService
+from shared.submission import JobService, fingerprint_of
 from shared.sweeper import StuckJobSweeper
 from tests.integration.test_maintenance import take_message
 
@@ -23,10 +26,8 @@ def request(text: str) -> SummarizeRequest:
     return SummarizeRequest(type=JobType.SUMMARIZE, input=SummarizeInput(text=text))
 
 
-def service(services, *, claim_timeout: float) -> JobService:
-    return JobService(
-        services.store, services.queue, {}, budget_seconds=10, claim_timeout_seconds=claim_timeout
-    )
+def service(services) -> JobService:
+    return JobService(services.store, services.queue, {}, budget_seconds=10)
 
 
 async def queued_row_without_message(services, *, age: timedelta) -> Job:
@@ -66,57 +67,75 @@ async def test_maintenance_sends_a_row_left_queued_without_a_message(services, a
     assert job.id not in await sweeper.sweep()
 
 
-async def test_a_key_whose_first_request_died_becomes_usable_again(services):
-    key = f"k-{uuid.uuid4()}"
-    first = request("first try died after claiming the key")
-    fingerprint_owner = "owner-a"
-    # The first request claimed the key and died before writing its row.
-    await services.store.claim_idempotency_key(
-        fingerprint_owner, key, _fingerprint(first), str(uuid.uuid4())
-    )
-    patient = service(services, claim_timeout=30)
-    with pytest.raises(Conflict) as busy:
-        await patient.submit(first, caller=Caller(owner=fingerprint_owner), idempotency_key=key)
-    assert busy.value.code == "idempotency_in_progress"
-    assert busy.value.retry_after is not None
+def keyed_row(owner: str, key: str, job_request: SummarizeRequest, **changes: Any) -> Job:
+    now = utcnow()
+    fields: dict[str, Any] = {
+        "id": keyed_job_id(owner, key),
+        "type": JobType.SUMMARIZE,
+        "status": JobStatus.QUEUED,
+        "owner": owner,
+        "created_at": now,
+        "updated_at": now,
+        "input": job_request.input.model_dump(mode="json"),
+        "idempotency_key": key,
+        "request_hash": fingerprint_of(job_request),
+    }
+    return Job(**(fields | changes))
 
-    # Past the claim timeout, the retry takes the key over and its job is queued.
-    submitted = await service(services, claim_timeout=0).submit(
-        first, caller=Caller(owner=fingerprint_owner), idempotency_key=key
+
+async def test_a_key_whose_first_request_died_before_sending_answers_with_its_job(services):
+    """The first request wrote its row (which claims the key) and died before the send: a
+    retry gets that job, and the maintenance pass sends it (the test above)."""
+    key = f"k-{uuid.uuid4()}"
+    first = request("first try died after writing its row")
+    owner = "owner-a"
+    orphan = await services.store.create(keyed_row(owner, key, first))
+    again = await service(services).submit(first, caller=Caller(owner=owner), idempotency_key=key)
+    assert (again.created, again.job.id) == (False, orphan.id)
+
+
+async def test_a_key_whose_first_request_died_before_writing_is_free(services):
+    key = f"k-{uuid.uuid4()}"
+    first = request("first try died before its row")
+    submitted = await service(services).submit(
+        first, caller=Caller(owner="owner-c"), idempotency_key=key
     )
     assert submitted.created
-    again = await patient.submit(first, caller=Caller(owner=fingerprint_owner), idempotency_key=key)
-    assert (again.created, again.job.id) == (False, submitted.job.id)
+    assert submitted.job.id == keyed_job_id("owner-c", key)
 
 
 async def test_a_key_whose_job_was_never_queued_is_taken_over(services):
-    """The send failed and releasing the key failed too: the key points at a failed job."""
+    """The send failed and the row was marked failed: the key starts a new job, once, however
+    many retries race for it."""
     key = f"k-{uuid.uuid4()}"
     job_request = request("the send failed")
     owner = "owner-b"
-    dead = str(uuid.uuid4())
-    await services.store.claim_idempotency_key(owner, key, _fingerprint(job_request), dead)
-    now = utcnow()
-    await services.store.create(
-        Job(
-            id=dead,
-            type=JobType.SUMMARIZE,
-            status=JobStatus.FAILED,
-            owner=owner,
-            created_at=now,
-            updated_at=now,
-            input=job_request.input.model_dump(mode="json"),
-            error_code="enqueue_failed",
-        )
+    dead = await services.store.create(
+        keyed_row(owner, key, job_request, status=JobStatus.FAILED, error_code="enqueue_failed")
     )
-    submitted = await service(services, claim_timeout=30).submit(
-        job_request, caller=Caller(owner=owner), idempotency_key=key
+    jobs = service(services)
+    results = await asyncio.gather(
+        *(jobs.submit(job_request, caller=Caller(owner=owner), idempotency_key=key) for _ in "abc")
     )
-    assert submitted.created
-    assert submitted.job.id != dead
+    assert sorted(r.created for r in results) == [False, False, True]
+    assert {r.job.id for r in results} == {keyed_job_id(owner, key, 1)}
+    assert dead.id != keyed_job_id(owner, key, 1)
+    assert (await services.store.get(dead.id)).status is JobStatus.FAILED
 
 
-def _fingerprint(job_request: SummarizeRequest) -> str:
-    from shared.jobs import request_fingerprint
-
-    return request_fingerprint(job_request.type, job_request.input.model_dump(mode="json"))
+async def test_a_key_whose_job_was_deleted_starts_a_new_job(services):
+    key = f"k-{uuid.uuid4()}"
+    job_request = request("done and deleted")
+    caller = Caller(owner="owner-d")
+    done = await services.store.create(
+        keyed_row("owner-d", key, job_request, status=JobStatus.SUCCEEDED)
+    )
+    jobs = service(services)
+    await jobs.delete(done.id, caller)
+    again = await jobs.submit(job_request, caller=caller, idempotency_key=key)
+    assert again.created
+    assert again.job.id != done.id
+    with pytest.raises(NotFound):
+        await jobs.get(done.id, caller)  # the deleted job stays gone
+    replay = await jobs.submit(job_request, caller=caller, idempotency_key=key)
+    assert (replay.created, replay.job.id) == (False, again.job.id)

@@ -56,7 +56,6 @@ def settings(azurite: Azurite, bus: RunningEmulator, downstream_url: str) -> dic
         "RATE_LIMITS_TABLE_NAME": f"rates{suffix}",
         "RATE_LIMIT_SUBMITS_PER_MINUTE": "0",
         "JOBS_TABLE_NAME": f"jobs{suffix}",
-        "IDEMPOTENCY_TABLE_NAME": f"idem{suffix}",
         "AUDIT_TABLE_NAME": f"audit{suffix}",
         "PAYLOAD_CONTAINER_NAME": f"payloads{suffix}",
         "SYNC_TARGETS": json.dumps({"crm": downstream_url}),
