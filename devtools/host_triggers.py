@@ -121,11 +121,11 @@ async def run_queue_trigger(
 class _ElasticReceivers:
     """Up to `maxConcurrentCalls` competing receivers for one trigger, only while there is work.
 
-    One receiver always listens. Each receiver that gets a message opens one more (one at a
-    time) until the limit; an extra receiver closes after a receive that found nothing. An
-    idle queue thus costs one connection, not `maxConcurrentCalls` of them. (One receiver
-    shared by concurrent invocations is no option: the SDK serialises a connection's reads
-    and writes behind one lock, and settlements then queue behind 0.2 s socket reads.)
+    One receiver always listens. Each message received opens one more receiver, until the
+    limit; an extra receiver closes after a receive that found nothing. An idle queue thus
+    costs one connection, not `maxConcurrentCalls` of them. (One receiver shared by
+    concurrent invocations is no option: the SDK serialises a connection's reads and writes
+    behind one lock, and settlements then queue behind 0.2 s socket reads.)
     """
 
     def __init__(
@@ -142,17 +142,21 @@ class _ElasticReceivers:
         self._renewer = renewer
         self._stopping = stopping
         self._tasks: set[asyncio.Task[None]] = set()
-        self._opening = False
-        self._slots = 0
+        self._opened = 0
 
     async def run(self) -> None:
         self._start(permanent=True)
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
+        try:
+            while self._tasks:
+                await asyncio.wait(set(self._tasks))
+        finally:  # cancelled (the host's drain ran out): the receivers go too
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _start(self, *, permanent: bool) -> None:
-        self._slots += 1
-        task = asyncio.create_task(self._receive_loop(self._slots, permanent))
+        self._opened += 1
+        task = asyncio.create_task(self._receive_loop(self._opened, permanent))
         self._tasks.add(task)
         task.add_done_callback(self._finished)
 
@@ -161,10 +165,7 @@ class _ElasticReceivers:
 
     def _scale_out(self) -> None:
         """Called on every received message: open one more receiver if under the limit."""
-        if self._opening or self._stopping.is_set():
-            return
-        if len(self._tasks) < self._options.max_concurrent_calls:
-            self._opening = True
+        if len(self._tasks) < self._options.max_concurrent_calls and not self._stopping.is_set():
             self._start(permanent=False)
 
     async def _receive_loop(self, slot: int, permanent: bool) -> None:
@@ -175,8 +176,6 @@ class _ElasticReceivers:
                 async with self._client.get_queue_receiver(
                     trigger.queue_name, prefetch_count=self._options.prefetch_count
                 ) as receiver:
-                    if not permanent:
-                        self._opening = False
                     actions = ReceiverMessageActions(receiver, loop)
                     while not self._stopping.is_set():
                         messages = await receiver.receive_messages(
@@ -196,9 +195,6 @@ class _ElasticReceivers:
                     return
                 log.exception("%s receiver %d failed; reconnecting in 1 s", trigger.name, slot)
                 await asyncio.sleep(1.0)
-            finally:
-                if not permanent:
-                    self._opening = False
 
 
 async def _invoke(
