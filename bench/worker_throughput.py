@@ -29,6 +29,7 @@ from bench.common import EMULATOR_CONFIG, RESULTS, cpu_seconds
 from devtools.azurite import run_azurite
 from devtools.host_config import ServiceBusOptions
 from devtools.host_process import HostProcess
+from devtools.host_triggers import shared_tls_context
 from devtools.servicebus_emulator.process import start_emulator
 from shared.auth.caller import Caller
 from shared.config import Settings
@@ -41,7 +42,8 @@ TIME_LIMIT_SECONDS = 300
 
 async def baseline(connection: str, count: int, receivers: int) -> float:
     """Raw SDK: `receivers` concurrent receivers, each receive one message and complete it."""
-    async with ServiceBusClient.from_connection_string(connection) as client:
+    tls = shared_tls_context()  # as the host's client has it: no CA bundle load per connection
+    async with ServiceBusClient.from_connection_string(connection, ssl_context=tls) as client:
         async with client.get_queue_sender("baseline") as sender:
             body = json.dumps({"job_id": str(uuid.uuid4()), "type": "summarize"})
             for start in range(0, count, 100):

@@ -37,7 +37,7 @@ from devtools.host_config import (
     apply_local_settings,
     discover,
 )
-from devtools.host_triggers import run_queue_trigger, run_timer_trigger
+from devtools.host_triggers import run_queue_trigger, run_timer_trigger, shared_tls_context
 from devtools.logs import configure_logging
 from devtools.processes import port_is_free
 from shared.errors import ConfigError
@@ -119,6 +119,7 @@ def _start_triggers(
     stopping: asyncio.Event,
 ) -> list[asyncio.Task[None]]:
     tasks = []
+    tls = shared_tls_context()
     for trigger in functions.queues:
         connection = os.environ.get(trigger.connection_setting)
         if not connection:
@@ -130,7 +131,7 @@ def _start_triggers(
             continue
         if trigger.connection_setting not in clients:
             clients[trigger.connection_setting] = ServiceBusClient.from_connection_string(
-                connection
+                connection, ssl_context=tls
             )
         client = clients[trigger.connection_setting]
         tasks.append(
@@ -139,7 +140,7 @@ def _start_triggers(
             )
         )
         log.info(
-            "%s: %d receivers on queue %s",
+            "%s: up to %d receivers on queue %s",
             trigger.name,
             sb_options.max_concurrent_calls,
             trigger.queue_name,

@@ -1,8 +1,8 @@
 """Running triggers locally: Service Bus queue triggers on SDK receivers, timers on NCRONTAB.
 
-A queue trigger gets `maxConcurrentCalls` competing receivers (peek-lock, prefetch,
-AutoLockRenewer), each calling the SAME decorated function with a real received message and a
-message-actions object backed by its receiver.
+A queue trigger gets up to `maxConcurrentCalls` competing receivers (peek-lock, prefetch,
+AutoLockRenewer), opened while its queue has work, each calling the SAME decorated function
+with a real received message and a message-actions object backed by its receiver.
 """
 
 from __future__ import annotations
@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import certifi
 from azure.servicebus import ServiceBusReceivedMessage
 from azure.servicebus.aio import AutoLockRenewer, ServiceBusClient, ServiceBusReceiver
 from croniter import croniter
@@ -96,6 +98,13 @@ async def _awaited(operation: Awaitable[Any]) -> Any:
 # ---- running triggers ---------------------------------------------------------------------
 
 
+def shared_tls_context() -> ssl.SSLContext:
+    """One TLS context for every receiver's connection (`ServiceBusClient(ssl_context=)`).
+    Without it the SDK builds a context and loads the CA bundle for each connection it
+    opens, ~45 ms of CPU each; this is the same bundle (certifi) it loads by default."""
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 async def run_queue_trigger(
     trigger: QueueTrigger,
     client: ServiceBusClient,
@@ -104,44 +113,88 @@ async def run_queue_trigger(
 ) -> None:
     renewer = AutoLockRenewer(max_lock_renewal_duration=options.max_auto_lock_renewal_seconds)
     try:
-        await asyncio.gather(
-            *(
-                _competing_receiver(trigger, client, options, renewer, stopping, slot)
-                for slot in range(options.max_concurrent_calls)
-            )
-        )
+        await _ElasticReceivers(trigger, client, options, renewer, stopping).run()
     finally:
         await renewer.close()
 
 
-async def _competing_receiver(
-    trigger: QueueTrigger,
-    client: ServiceBusClient,
-    options: ServiceBusOptions,
-    renewer: AutoLockRenewer,
-    stopping: asyncio.Event,
-    slot: int,
-) -> None:
-    """One receiver handling one message at a time; N of them give N concurrent calls."""
-    loop = asyncio.get_running_loop()
-    while not stopping.is_set():
+class _ElasticReceivers:
+    """Up to `maxConcurrentCalls` competing receivers for one trigger, only while there is work.
+
+    One receiver always listens. Each message received opens one more receiver, until the
+    limit; an extra receiver closes after a receive that found nothing. An idle queue thus
+    costs one connection, not `maxConcurrentCalls` of them. (One receiver shared by
+    concurrent invocations is no option: the SDK serialises a connection's reads and writes
+    behind one lock, and settlements then queue behind 0.2 s socket reads.)
+    """
+
+    def __init__(
+        self,
+        trigger: QueueTrigger,
+        client: ServiceBusClient,
+        options: ServiceBusOptions,
+        renewer: AutoLockRenewer,
+        stopping: asyncio.Event,
+    ) -> None:
+        self._trigger = trigger
+        self._client = client
+        self._options = options
+        self._renewer = renewer
+        self._stopping = stopping
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._opened = 0
+
+    async def run(self) -> None:
+        self._start(permanent=True)
         try:
-            async with client.get_queue_receiver(
-                trigger.queue_name, prefetch_count=options.prefetch_count
-            ) as receiver:
-                actions = ReceiverMessageActions(receiver, loop)
-                while not stopping.is_set():
-                    messages = await receiver.receive_messages(
-                        max_message_count=1, max_wait_time=RECEIVE_WAIT_SECONDS
-                    )
-                    for message in messages:
-                        renewer.register(receiver, message)
-                        await _invoke(trigger, message, actions)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%s receiver %d failed; reconnecting in 1 s", trigger.name, slot)
-            await asyncio.sleep(1.0)
+            while self._tasks:
+                await asyncio.wait(set(self._tasks))
+        finally:  # cancelled (the host's drain ran out): the receivers go too
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _start(self, *, permanent: bool) -> None:
+        self._opened += 1
+        task = asyncio.create_task(self._receive_loop(self._opened, permanent))
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+
+    def _scale_out(self) -> None:
+        """Called on every received message: open one more receiver if under the limit."""
+        if len(self._tasks) < self._options.max_concurrent_calls and not self._stopping.is_set():
+            self._start(permanent=False)
+
+    async def _receive_loop(self, slot: int, permanent: bool) -> None:
+        """One receiver handling one message at a time; N of them give N concurrent calls."""
+        trigger, loop = self._trigger, asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            try:
+                async with self._client.get_queue_receiver(
+                    trigger.queue_name, prefetch_count=self._options.prefetch_count
+                ) as receiver:
+                    actions = ReceiverMessageActions(receiver, loop)
+                    while not self._stopping.is_set():
+                        messages = await receiver.receive_messages(
+                            max_message_count=1, max_wait_time=RECEIVE_WAIT_SECONDS
+                        )
+                        if not messages and not permanent:
+                            return
+                        for message in messages:
+                            self._scale_out()
+                            self._renewer.register(receiver, message)
+                            await _invoke(trigger, message, actions)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if not permanent:
+                    log.warning("%s receiver %d failed; closing it", trigger.name, slot)
+                    return
+                log.exception("%s receiver %d failed; reconnecting in 1 s", trigger.name, slot)
+                await asyncio.sleep(1.0)
 
 
 async def _invoke(
