@@ -44,8 +44,13 @@ lint: $(PY_STAMP)
 typecheck: $(PY_STAMP)
 	$(PY) -m mypy
 
+# `make test` runs pytest in PYTEST_WORKERS xdist worker processes, each given whole test files
+# (module fixtures start once) in collection order, the long files first (tests/conftest.py).
+# The tests mostly wait on child processes and sockets, so more workers than cores pay off.
+# PYTEST_WORKERS=0 runs everything in one process.
+PYTEST_WORKERS ?= 4
 pytest: install $(CHECKOV_STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: lint typecheck pytest
 

@@ -15,7 +15,7 @@ from devtools.openai_stub import OpenAIStub
 from tests.fixtures.app import CALLER_HEADERS
 from tests.integration.helpers import wait_for_status
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long_running]
 
 TERMINAL = {"succeeded", "failed", "dead_lettered", "cancelled"}
 TEXT = (

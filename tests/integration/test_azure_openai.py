@@ -97,7 +97,12 @@ async def test_a_long_document_is_summarized_in_chunks_then_merged(stub, aoai, c
     assert len(calls) > summary.chunks  # one call per chunk, then the merge
     assert all("Paragraph" in c.body["messages"][-1]["content"] for c in calls[: summary.chunks])
     assert "partial summaries" in calls[-1].body["messages"][0]["content"]
-    per_call = [c.body["messages"][-1]["content"] for c in calls[: summary.chunks]]
+    # The chunks are sent in parallel, so they arrive in any order: put them in document
+    # order by where their first paragraph's worth of words (14, one number at least) is.
+    per_call = sorted(
+        (c.body["messages"][-1]["content"] for c in calls[: summary.chunks]),
+        key=lambda text: LONG_DOCUMENT.index(" ".join(text.split()[:14])),
+    )
     assert " ".join(per_call).split() == LONG_DOCUMENT.split()  # nothing lost, nothing doubled
     assert summary.usage.prompt_tokens > 0
 

@@ -34,7 +34,7 @@ from shared.jobs import JobType
 from shared.queue import JobMessage
 from tests.fixtures.app import ADMIN_HEADERS, CALLER_HEADERS, TEST_API_KEYS, emulator_config
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long_running]
 
 SOAK = os.environ.get("CONVEYOR_SOAK") == "1"
 JOBS = 600 if SOAK else 90

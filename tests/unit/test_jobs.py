@@ -131,7 +131,11 @@ def test_fingerprint_ignores_key_order_but_not_content():
     assert a != request_fingerprint(JobType.EMBED, {"record": {"a": 1, "b": 2}, "target": "crm"})
 
 
-@pytest.mark.parametrize("value", ["", "abc", "../etc", "1" * 36, new_job_id().upper() + "x"])
+# A fixed id, not a new one: parallel workers must collect the same test names.
+A_JOB_ID = "dcb36d55-98fc-4c92-8f08-aff2c0a4388f"
+
+
+@pytest.mark.parametrize("value", ["", "abc", "../etc", "1" * 36, A_JOB_ID.upper() + "x"])
 def test_malformed_job_ids(value):
     assert not is_job_id(value)
     with pytest.raises(NotFound, match="UUID"):
