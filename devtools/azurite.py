@@ -48,6 +48,9 @@ class Azurite:
         )
 
 
+KEEP_ALIVE_SECONDS = 240
+
+
 @contextmanager
 def run_azurite(
     *,
@@ -68,6 +71,12 @@ def run_azurite(
         "--blobHost", host, "--blobPort", str(blob_port),
         "--queueHost", host, "--queuePort", str(queue_port),
         "--tableHost", host, "--tablePort", str(table_port),
+        # Idle connections kept as Azure Storage keeps them (minutes), not Node's 5 s: the
+        # SDKs' aiohttp pools keep theirs 15 s, and a request sent on a connection the
+        # server is closing fails with "Server disconnected" (a POST is not retried).
+        "--blobKeepAliveTimeout", str(KEEP_ALIVE_SECONDS),
+        "--queueKeepAliveTimeout", str(KEEP_ALIVE_SECONDS),
+        "--tableKeepAliveTimeout", str(KEEP_ALIVE_SECONDS),
     ]  # fmt: skip
     if data_dir is None:
         command.append("--inMemoryPersistence")
