@@ -10,9 +10,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from functions.http_admin_intake import create_intake_routes
 from functions.http_admin_keys import create_key_routes
+from functions.http_callbacks import callback_document
 from functions.http_identity import AdminCaller
 from shared.auth.caller import Caller
 from shared.dead_letter_records import Selection
+from shared.jobs import require_job_id
 from shared.maintenance import run_maintenance
 from shared.services import ServicesProvider
 
@@ -118,6 +120,28 @@ def create_admin_router(provider: ServicesProvider) -> APIRouter:
             queue, body.selection(), actor=who.owner, confirm=body.confirm
         )
         return report.as_dict()
+
+    @router.post(
+        "/jobs/{job_id}/callback/redeliver",
+        status_code=202,
+        responses={404: _PROBLEM, 409: _PROBLEM, 503: _PROBLEM},
+        summary="Deliver a finished job's callback again, from its first attempt",
+        description="For a callback that was given up (or delivered and wanted again): a new "
+        "round of attempts with the job's current status document. The job is not changed. "
+        "409 when the job has no callback_url, has not finished, or its callback is still "
+        "being delivered.",
+    )
+    async def redeliver_callback(job_id: str, who: AdminCaller) -> dict[str, Any]:
+        require_job_id(job_id)
+        services = await provider.get()
+        await audit(who, "callback.redeliver", job_id)
+        job, queued = await services.store.start_over(job_id)
+        document = callback_document(job)
+        return {
+            "job_id": job.id,
+            "queued": queued,
+            "callback": None if document is None else document.model_dump(mode="json"),
+        }
 
     @router.post("/maintenance", summary="Reconcile rows with the DLQs and re-drive stuck jobs")
     async def maintenance(who: AdminCaller) -> dict[str, Any]:

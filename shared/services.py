@@ -28,7 +28,6 @@ from shared.payloads import PayloadStore
 from shared.processing import Processor
 from shared.queue import JobQueue
 from shared.rate_limits import RateLimiter
-from shared.store import JobStore
 from shared.submission import JobService
 from shared.sweeper import StuckJobSweeper
 
@@ -45,7 +44,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Services:
     settings: Settings
-    store: JobStore
+    store: CallbackStore
     queue: JobQueue
     jobs: JobService
     processor: Processor

@@ -18,7 +18,7 @@ from azure.data.tables.aio import TableClient
 
 from shared.callback_state import CallbackState, CallbackStatus
 from shared.callbacks.queue import CallbackMessage, CallbackQueue
-from shared.errors import ConveyorError
+from shared.errors import Conflict, ConveyorError, NotFound
 from shared.jobs import Job, utcnow
 from shared.payloads import PayloadStore
 from shared.store import JobChange, JobStore
@@ -63,6 +63,35 @@ class CallbackStore(JobStore):
         if started and job.callback is not None and job.callback.token == started[0].token:
             await self.send_first(job)
         return job
+
+    async def start_over(self, job_id: str) -> tuple[Job, bool]:
+        """Deliver a finished job's callback again from its first attempt: a new round (its own
+        token, so the old round's messages are ignored), e.g. after the endpoint was down for
+        longer than the retries lasted. Never changes the job. Returns the job and whether the
+        first delivery was queued (if not, the maintenance pass sends it)."""
+
+        def restarted(row: Job) -> Job | None:
+            if row.deleted_at is not None:
+                raise NotFound(f"no job with id {job_id}")
+            if not row.callback_url:
+                raise Conflict(
+                    f"job {job_id} was submitted without a callback_url", code="no_callback"
+                )
+            if not row.status.is_terminal:
+                raise Conflict(
+                    f"job {job_id} is {row.status.value}; its callback starts when it finishes",
+                    code="job_not_finished",
+                )
+            if row.callback is not None and row.callback.status is CallbackStatus.PENDING:
+                raise Conflict(
+                    f"the callback of job {job_id} is being delivered (attempt "
+                    f"{row.callback.attempts + 1}); wait for it to be delivered or given up",
+                    code="callback_pending",
+                )
+            return replace(row, callback=CallbackState.pending())
+
+        job = await super().update(job_id, restarted)
+        return job, await self.send_first(job)
 
     async def redrive_pending(
         self, *, grace_seconds: float = REDRIVE_GRACE_SECONDS, limit: int = 100

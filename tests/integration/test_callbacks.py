@@ -22,6 +22,7 @@ from shared.config import Settings
 from shared.jobs import JobStatus
 from shared.maintenance import run_maintenance
 from shared.services import build_services
+from tests.fixtures.app import ADMIN_HEADERS
 from tests.integration.callback_receiver import SECRET, Received, callback_env, running_receiver
 from tests.integration.helpers import api_client, script, wait_for_status
 
@@ -150,6 +151,64 @@ async def test_an_endpoint_that_keeps_failing_is_given_up_and_the_job_still_succ
     assert doc["callback"]["last_status_code"] == 500
     assert "gave up after 5 attempts" in doc["callback"]["last_error"]
     assert len(received.at(path)) == 5
+
+
+async def test_a_given_up_callback_is_delivered_again_on_an_admins_request(http, receiver):
+    """The endpoint was down for longer than the retries lasted; once it is back, an admin
+    starts the callback over: a new round from attempt 1, delivered, the job unchanged."""
+    url, received = receiver
+    path = f"/hooks/{uuid.uuid4().hex[:8]}"
+    received.script(path, [500] * 5)
+    job_id = await submit(http, url + path)
+    given_up = await callback_settled(http, job_id)
+    assert given_up["callback"]["status"] == "failed"
+    redeliver = f"/api/admin/jobs/{job_id}/callback/redeliver"
+
+    assert (await http.post(redeliver)).status_code == 403  # not an admin
+    response = await http.post(redeliver, headers=ADMIN_HEADERS)
+    assert response.status_code == 202, response.text
+    assert response.json()["queued"] is True
+    assert response.json()["callback"]["status"] == "pending"
+    assert response.json()["callback"]["attempts"] == 0
+
+    doc = await callback_settled(http, job_id)
+    assert doc["callback"]["status"] == "delivered"
+    assert doc["callback"]["attempts"] == 1
+    assert len(received.at(path)) == 6
+    assert json.loads(received.at(path)[-1]["body"])["status"] == "succeeded"
+    for field in ("status", "result", "finished_at", "attempt"):
+        assert doc[field] == given_up[field], field
+    audit = (await http.get("/api/admin/audit", headers=ADMIN_HEADERS)).json()["entries"]
+    assert any(e["action"] == "callback.redeliver" and e["target"] == job_id for e in audit)
+
+
+async def test_redelivery_is_refused_while_there_is_nothing_to_redeliver(http, receiver):
+    url, received = receiver
+    path = f"/hooks/{uuid.uuid4().hex[:8]}"
+    received.script(path, [500] * 100)  # retried until given up: pending meanwhile
+    job_id = await submit(http, url + path)
+    redeliver = f"/api/admin/jobs/{job_id}/callback/redeliver"
+    pending = False
+    deadline = time.monotonic() + 40
+    while not pending:  # wait for the first failed attempt: the callback is pending
+        doc = (await http.get(f"/api/jobs/{job_id}")).json()
+        pending = doc["callback"]["status"] == "pending" and doc["callback"]["attempts"] >= 1
+        assert time.monotonic() < deadline, doc["callback"]
+        await asyncio.sleep(0.05)
+    response = await http.post(redeliver, headers=ADMIN_HEADERS)
+    assert response.status_code == 409, response.text
+    assert response.json()["code"] == "callback_pending"
+
+    plain = await http.post("/api/jobs", json={"type": "summarize", "input": {"text": TEXT}})
+    no_callback = f"/api/admin/jobs/{plain.json()['id']}/callback/redeliver"
+    response = await http.post(no_callback, headers=ADMIN_HEADERS)
+    assert response.status_code == 409
+    assert response.json()["code"] == "no_callback"
+
+    unknown = f"/api/admin/jobs/{uuid.uuid4()}/callback/redeliver"
+    assert (await http.post(unknown, headers=ADMIN_HEADERS)).status_code == 404
+    malformed = "/api/admin/jobs/not-a-job/callback/redeliver"
+    assert (await http.post(malformed, headers=ADMIN_HEADERS)).status_code == 404
 
 
 async def test_a_host_off_the_allow_list_is_422_naming_the_field(http):
