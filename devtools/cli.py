@@ -8,6 +8,7 @@ Run it from a checkout (it is not part of the deployed app):
     python -m devtools.cli dlq purge sync --reason BadMessage --yes
     python -m devtools.cli dlq replay callbacks --seq 7   (a callback delivery, sent again)
     python -m devtools.cli maintenance
+    python -m devtools.cli callbacks redeliver JOB_ID   (a given-up callback, from attempt 1)
     python -m devtools.cli keys issue --owner team-a     (see devtools/cli_keys.py)
     python -m devtools.cli jobs top [--interval 5] [--window 60] [--once]
 
@@ -35,7 +36,7 @@ from shared.config import Settings, read_local_settings
 from shared.dead_letter_records import ActionReport, Selection
 from shared.dead_letters import MAX_SCAN
 from shared.errors import ConveyorError
-from shared.jobs import utcnow
+from shared.jobs import require_job_id, utcnow
 from shared.maintenance import run_maintenance
 from shared.services import Services, build_services
 
@@ -71,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
             )
 
     commands.add_parser("maintenance", help="reconcile rows with the DLQs; re-drive stuck jobs")
+    callbacks = commands.add_parser("callbacks", help="completion callbacks").add_subparsers(
+        dest="action", required=True
+    )
+    redeliver = callbacks.add_parser(
+        "redeliver", help="deliver a finished job's callback again, from attempt 1"
+    )
+    redeliver.add_argument("job_id")
     add_key_commands(commands)
 
     jobs = commands.add_parser("jobs", help="jobs in the table").add_subparsers(
@@ -105,6 +113,8 @@ async def run(args: argparse.Namespace, out: TextIO) -> int:
             return await _top(services, args, out)
         if args.command == "intake":
             return await run_intake(services, args, out)
+        if args.command == "callbacks":
+            return await _redeliver(services, args, out)
         return await _dlq(services, args, out)
     finally:
         await services.aclose()
@@ -192,6 +202,15 @@ async def _maintenance(services: Services, args: argparse.Namespace, out: TextIO
         services.dead_letters, services.sweeper, services.store, services.queue_depths
     )
     json.dump(report.as_dict(), out, indent=None if args.json else 2)
+    out.write("\n")
+    return 0
+
+
+async def _redeliver(services: Services, args: argparse.Namespace, out: TextIO) -> int:
+    require_job_id(args.job_id)
+    await services.audit.record(f"cli:{getpass.getuser()}", "callback.redeliver", args.job_id)
+    job, queued = await services.store.start_over(args.job_id)
+    json.dump({"job_id": job.id, "queued": queued}, out, indent=None if args.json else 2)
     out.write("\n")
     return 0
 

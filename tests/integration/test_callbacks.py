@@ -24,7 +24,7 @@ from shared.maintenance import run_maintenance
 from shared.services import build_services
 from tests.fixtures.app import ADMIN_HEADERS
 from tests.integration.callback_receiver import SECRET, Received, callback_env, running_receiver
-from tests.integration.helpers import api_client, script, wait_for_status
+from tests.integration.helpers import api_client, cli, script, wait_for_status
 
 pytestmark = pytest.mark.integration
 
@@ -153,7 +153,7 @@ async def test_an_endpoint_that_keeps_failing_is_given_up_and_the_job_still_succ
     assert len(received.at(path)) == 5
 
 
-async def test_a_given_up_callback_is_delivered_again_on_an_admins_request(http, receiver):
+async def test_a_given_up_callback_is_delivered_again_on_an_admins_request(http, receiver, app_env):
     """The endpoint was down for longer than the retries lasted; once it is back, an admin
     starts the callback over: a new round from attempt 1, delivered, the job unchanged."""
     url, received = receiver
@@ -180,6 +180,27 @@ async def test_a_given_up_callback_is_delivered_again_on_an_admins_request(http,
         assert doc[field] == given_up[field], field
     audit = (await http.get("/api/admin/audit", headers=ADMIN_HEADERS)).json()["entries"]
     assert any(e["action"] == "callback.redeliver" and e["target"] == job_id for e in audit)
+
+    calls = len(received.at(path))
+    done = await asyncio.to_thread(cli, app_env, "--json", "callbacks", "redeliver", job_id)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"job_id": job_id, "queued": True}
+    again = await callback_settled_after(http, job_id, calls, received, path)
+    assert again["callback"]["status"] == "delivered"
+    assert again["callback"]["attempts"] == 1
+
+
+async def callback_settled_after(
+    http: httpx.AsyncClient, job_id: str, calls: int, received: Received, path: str
+) -> dict[str, Any]:
+    """The callback's state once the endpoint has had one more call than `calls`."""
+    deadline = time.monotonic() + 40
+    while len(received.at(path)) <= calls:
+        if time.monotonic() > deadline:
+            doc = (await http.get(f"/api/jobs/{job_id}")).json()
+            raise AssertionError(f"no new delivery: {doc['callback']}")
+        await asyncio.sleep(0.1)
+    return await callback_settled(http, job_id)
 
 
 async def test_redelivery_is_refused_while_there_is_nothing_to_redeliver(http, receiver):
