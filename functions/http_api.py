@@ -140,8 +140,6 @@ def create_api(
     install_openapi(app, sync_targets or {}, max_delay_seconds)
     install_callback_schema(app, callback_hosts)
     app.state.authenticator = build_authenticator(auth, provider)
-    app.include_router(create_admin_router(provider))
-    app.include_router(create_metrics_router())
 
     def document(request: Request, job: Job) -> JobDocument:
         return job_document(job, str(request.base_url).rstrip("/"))
@@ -273,4 +271,7 @@ def create_api(
         }
         return JSONResponse(body, status_code=200 if report.healthy else 503)
 
+    # After the job routes: requests are matched against routes in order, and most are jobs.
+    app.include_router(create_admin_router(provider))
+    app.include_router(create_metrics_router())
     return app
