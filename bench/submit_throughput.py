@@ -68,11 +68,8 @@ class RawSubmit:
     """The two calls a submit needs, straight on the SDKs."""
 
     def __init__(self, storage: str, service_bus: str) -> None:
-        # The SDK's default transport (it trusts the environment), with idle connections
-        # closed before Azurite's 5 s keep-alive ends them under a request between rounds.
-        self.session = aiohttp.ClientSession(
-            trust_env=True, connector=aiohttp.TCPConnector(keepalive_timeout=2)
-        )
+        # The SDK's default transport: a session that trusts the environment.
+        self.session = aiohttp.ClientSession(trust_env=True)
         self.table = TableClient.from_connection_string(
             storage,
             "rawjobs",
@@ -126,8 +123,7 @@ async def main_async(jobs: int, rounds: int) -> dict[str, Any]:
         clients = {
             name: aiohttp.ClientSession(
                 base_url=host.base_url,
-                # Under uvicorn's 5 s keep-alive: no request on a connection it is closing.
-                connector=aiohttp.TCPConnector(limit=CONCURRENCY, keepalive_timeout=2),
+                connector=aiohttp.TCPConnector(limit=CONCURRENCY),
                 timeout=aiohttp.ClientTimeout(total=30),
             )
             for name, host in hosts.items()

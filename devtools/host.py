@@ -46,6 +46,10 @@ from shared.logs import JsonLinesFormatter
 log = logging.getLogger("devtools.host")
 
 DRAIN_SECONDS = 30.0
+# Idle HTTP connections kept open longer than clients keep theirs pooled (aiohttp 15 s),
+# as Azure's front ends do (minutes), not uvicorn's 5 s: otherwise a request after a pause
+# can go out on a connection the server is closing and fail with "Server disconnected".
+KEEP_ALIVE_SECONDS = 120
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -85,6 +89,7 @@ async def serve(options: HostOptions, module: ModuleType) -> None:
         port=options.port,
         log_level="warning",
         lifespan="on",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     server = _EmbeddedServer(config)
     clients: dict[str, ServiceBusClient] = {}
