@@ -12,7 +12,6 @@ packages. Writes bench/results/cold_start.json and one summary line.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import statistics
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS
+from bench.common import write_result
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 APP = "import function_app"
@@ -93,8 +92,7 @@ def main() -> None:
         "ratio": statistics.median(app) / statistics.median(baseline),
         **top,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "cold_start.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    write_result("cold_start", result)
     print("import -X importtime, top packages (self ms):")
     for name, ms in list(result["top_packages_ms"].items())[:10]:
         print(f"  {ms:8.1f}  {name}")

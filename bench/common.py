@@ -60,6 +60,12 @@ def api_host_env(azurite: Any, emulator: Any, keys: list[str]) -> dict[str, str]
     }
 
 
+def write_result(name: str, result: dict[str, Any]) -> None:
+    """bench/results/<name>.json, which bench/summary.py reads."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU a process has used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

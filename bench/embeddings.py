@@ -15,22 +15,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bench.common import write_result
 from devtools.openai_stub import OpenAIStub
 from shared.ai.azure_openai import AzureOpenAIEmbedder, AzureOpenAIOptions, create_client
 from shared.ai.base import Embeddings, Usage
 from shared.ai.local import LocalEmbedder
 from shared.ai.minilm import MiniLM, mean_pool_normalized, model_files
 
-RESULTS = Path(__file__).resolve().parent / "results"
 STUB_LATENCY_SECONDS = 0.05
 
 
@@ -139,8 +137,7 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     report = asyncio.run(main(args.texts, args.rounds))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "embeddings.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_result("embeddings", report)
     batch, local = report["batching_vs_one_per_call"], report["local_provider_vs_raw_onnxruntime"]
     print(
         f"embeddings: batched {batch['batched_texts_per_s']}/s vs one-per-call "

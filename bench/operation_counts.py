@@ -20,7 +20,7 @@ import statistics
 from dataclasses import asdict
 from typing import Any
 
-from bench.common import EMULATOR_CONFIG, RESULTS
+from bench.common import EMULATOR_CONFIG, write_result
 from devtools.azurite import run_azurite
 from devtools.operation_counts import JobCount, count_jobs
 from devtools.servicebus_emulator.process import start_emulator
@@ -93,8 +93,7 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=64, help="submits in the burst (0: none)")
     args = parser.parse_args()
     result = asyncio.run(main_async(max(2, args.jobs), max(0, args.burst)))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "operation_counts.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    write_result("operation_counts", result)
     with_key, without_key = result["bookkeeping_with_key"], result["bookkeeping_without_key"]
     burst = result.get("burst")
     leased = (

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 import httpx
 from azure.data.tables.aio import TableClient
 
-from bench.common import EMULATOR_CONFIG, api_host_env
+from bench.common import EMULATOR_CONFIG, api_host_env, write_result
 from devtools.azurite import run_azurite
 from devtools.host_process import HostProcess
 from devtools.servicebus_emulator.process import start_emulator
@@ -139,8 +138,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     result = asyncio.run(main_async(args.jobs, args.rounds))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "submit_guards.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    write_result("submit_guards", result)
     for name, rate in result["jobs_per_s"].items():
         print(f"{name:>15}: {rate:7.1f} jobs/s  ({result['ratio_to_open'][name]:.2f}x open)")
     for name, value in result["rate_limit_table_transactions_per_submit"].items():

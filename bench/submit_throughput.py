@@ -32,7 +32,13 @@ from azure.data.tables.aio import TableClient
 from azure.servicebus import ServiceBusMessage
 from azure.servicebus.aio import ServiceBusClient
 
-from bench.common import EMULATOR_CONFIG, RESULTS, api_host_env, cpu_seconds, percentile
+from bench.common import (
+    EMULATOR_CONFIG,
+    api_host_env,
+    cpu_seconds,
+    percentile,
+    write_result,
+)
 from devtools.azurite import run_azurite
 from devtools.host_process import HostProcess
 from devtools.servicebus_emulator.process import start_emulator
@@ -181,8 +187,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     result = asyncio.run(main_async(args.jobs, args.rounds))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "submit_throughput.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    write_result("submit_throughput", result)
     rates, ratios = result["jobs_per_s"], result["ratio_to_raw"]
     p50, p95, cpu = result["p50_ms"], result["p95_ms"], result["host_cpu_ms_per_submit"]
     print(

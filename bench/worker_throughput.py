@@ -37,7 +37,7 @@ from azure.data.tables.aio import TableClient
 from azure.servicebus import ServiceBusMessage
 from azure.servicebus.aio import ServiceBusClient
 
-from bench.common import EMULATOR_CONFIG, RESULTS, cpu_seconds
+from bench.common import EMULATOR_CONFIG, cpu_seconds, write_result
 from devtools.azurite import run_azurite
 from devtools.host_config import ServiceBusOptions
 from devtools.host_process import HostProcess
@@ -263,8 +263,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     result = asyncio.run(main_async(args.jobs, args.warm_up, args.rounds))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "worker_throughput.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    write_result("worker_throughput", result)
     cpu = result["cpu_ms_per_message"]
     print(
         f"P2 workers: host {result['host_jobs_per_s']:.0f} jobs/s = {result['ratio']:.2f}x raw "
