@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import pytest
 from devtools.servicebus_emulator.process import start_emulator
 from shared.config import Settings
 from shared.services import Services, build_services
-from tests.fixtures.app import TEST_API_KEYS, emulator_config
+from tests.fixtures.app import TEST_API_KEYS, emulator_config, own_storage_names
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_SETTINGS = json.loads((REPO_ROOT / "local.settings.sample.json").read_text())["Values"]
@@ -28,14 +27,11 @@ EMULATOR_STYLE_SB = (
 @pytest.fixture(scope="module")
 async def store_only_services(storage_connection_string: str) -> AsyncIterator[Services]:
     """Services whose Storage is real; Service Bus is never touched by these tests."""
-    suffix = uuid.uuid4().hex[:8]
     settings = Settings.from_env(
         {
             "AzureWebJobsStorage": storage_connection_string,
             "ServiceBusConnection": EMULATOR_STYLE_SB,
-            "JOBS_TABLE_NAME": f"jobs{suffix}",
-            "AUDIT_TABLE_NAME": f"audit{suffix}",
-            "PAYLOAD_CONTAINER_NAME": f"payloads{suffix}",
+            **own_storage_names(),
             "RETRY_MAX_ATTEMPTS": "3",
             "JOB_TIMEOUT_SECONDS": "0.5",
         }
@@ -65,15 +61,11 @@ async def function_app_env(
     settings, Azurite, the emulator, tables of the module's own and the test API keys. The
     module (imported by the test, or by the worker's indexing) is shut down and forgotten
     afterwards, and the environment put back."""
-    suffix = uuid.uuid4().hex[:8]
     env = {
         **SAMPLE_SETTINGS,
         "AzureWebJobsStorage": storage_connection_string,
         "ServiceBusConnection": emulator.connection_string,
-        "JOBS_TABLE_NAME": f"jobs{suffix}",
-        "AUDIT_TABLE_NAME": f"audit{suffix}",
-        "API_KEYS_TABLE_NAME": f"keys{suffix}",
-        "RATE_LIMITS_TABLE_NAME": f"rates{suffix}",
+        **own_storage_names(),
         "API_KEYS": json.dumps(TEST_API_KEYS),
         **function_app_extra_env,
     }

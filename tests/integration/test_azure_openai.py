@@ -38,6 +38,7 @@ from shared.processing import Processor
 from shared.queue import JobMessage
 from shared.retry import RetryPolicy
 from shared.services import Services, build_services
+from tests.fixtures.app import own_storage_names
 
 pytestmark = pytest.mark.integration
 
@@ -166,16 +167,12 @@ async def test_errors_are_classified(stub, aoai, client, fault, error, code):
 
 @pytest.fixture(scope="module")
 async def services(storage_connection_string: str, stub: OpenAIStub) -> AsyncIterator[Services]:
-    suffix = uuid.uuid4().hex[:8]
     settings = Settings.from_env(
         {
             "AzureWebJobsStorage": storage_connection_string,
             "ServiceBusConnection": "Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=k;"
             "SharedAccessKey=v;UseDevelopmentEmulator=true",
-            "JOBS_TABLE_NAME": f"jobs{suffix}",
-            "AUDIT_TABLE_NAME": f"audit{suffix}",
-            "PAYLOAD_CONTAINER_NAME": f"payloads{suffix}",
-            "EMBEDDING_CACHE_TABLE_NAME": f"cache{suffix}",
+            **own_storage_names(),
             "AI_PROVIDER": "azure_openai",
             "AZURE_OPENAI_ENDPOINT": stub.endpoint,
             "AZURE_OPENAI_API_KEY": "test-key",

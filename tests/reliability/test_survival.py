@@ -32,7 +32,13 @@ from devtools.host_process import HostProcess
 from devtools.servicebus_emulator.process import RunningEmulator, start_emulator
 from shared.jobs import JobType
 from shared.queue import JobMessage
-from tests.fixtures.app import ADMIN_HEADERS, CALLER_HEADERS, TEST_API_KEYS, emulator_config
+from tests.fixtures.app import (
+    ADMIN_HEADERS,
+    CALLER_HEADERS,
+    TEST_API_KEYS,
+    emulator_config,
+    own_storage_names,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.long_running]
 
@@ -46,18 +52,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def settings(azurite: Azurite, bus: RunningEmulator, downstream_url: str) -> dict[str, str]:
-    suffix = uuid.uuid4().hex[:8]
     return {
         "AzureWebJobsStorage": azurite.connection_string,
         "ServiceBusConnection": bus.connection_string,
         "ServiceBusAdminConnection": bus.admin_connection_string,
         "API_KEYS": json.dumps(TEST_API_KEYS),
-        "API_KEYS_TABLE_NAME": f"keys{suffix}",
-        "RATE_LIMITS_TABLE_NAME": f"rates{suffix}",
+        **own_storage_names(),
         "RATE_LIMIT_SUBMITS_PER_MINUTE": "0",
-        "JOBS_TABLE_NAME": f"jobs{suffix}",
-        "AUDIT_TABLE_NAME": f"audit{suffix}",
-        "PAYLOAD_CONTAINER_NAME": f"payloads{suffix}",
         "SYNC_TARGETS": json.dumps({"crm": downstream_url}),
         "RETRY_BASE_SECONDS": "0.2",
         "RETRY_MAX_SECONDS": "1",
