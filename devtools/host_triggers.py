@@ -158,10 +158,7 @@ class _ElasticReceivers:
         self._opened += 1
         task = asyncio.create_task(self._receive_loop(self._opened, permanent))
         self._tasks.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _scale_out(self) -> None:
         """Called on every received message: open one more receiver if under the limit."""
